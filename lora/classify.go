@@ -1,0 +1,273 @@
+package lora
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/loratool/loratool/arch"
+)
+
+// Fit is the architecture decision for a LoRA's modules.
+type Fit struct {
+	// Arch is the chosen architecture; nil when no architecture explains
+	// the modules (or only text encoders shared by several do).
+	Arch *arch.Arch
+	// Also lists other architectures that fit exactly as well (keys and
+	// shapes cannot separate them).
+	Also []*arch.Arch
+	// Confidence is "high" (one architecture explains every module and
+	// every checked shape), "medium" (ties or unchecked shapes), "low"
+	// (some modules unexplained) or "none".
+	Confidence string
+	Evidence   string
+	// Unresolved are the modules the chosen architecture cannot place.
+	Unresolved []*Module
+	Candidates []arch.Candidate
+}
+
+var cloneofsimoPrefix = regexp.MustCompile(`^(unet|text_encoder):(\d+)$`)
+
+// resolve places one module on an architecture.
+func resolve(a *arch.Arch, m *Module) (arch.Target, bool) {
+	if c := cloneofsimoPrefix.FindStringSubmatch(m.Prefix); c != nil {
+		if a.Indexed == nil {
+			return arch.Target{}, false
+		}
+		list := a.Indexed(c[1])
+		n, err := strconv.Atoi(c[2])
+		if err != nil || n < 0 || n >= len(list) {
+			return arch.Target{}, false
+		}
+		t, ok := a.Resolve(list[n])
+		t.Convention = "cloneofsimo"
+		return t, ok
+	}
+	return a.Resolve(m.Prefix)
+}
+
+// shapeFits reports whether the module's implied delta shape matches the
+// target (known is false when the module's shapes don't say).
+func shapeFits(m *Module, t arch.Target) (fits, known bool) {
+	rows, cols, ok := m.DeltaShape()
+	if !ok || len(t.Shape) == 0 {
+		return false, false
+	}
+	if m.Has(RoleSetWeight) || m.Has(RoleDiff) || m.Has(RoleWNorm) {
+		return rows*cols == t.Rows()*t.Cols(), true
+	}
+	return rows == t.Rows() && cols == t.Cols(), true
+}
+
+// FitArch decides the architecture. With force non-nil, only that
+// architecture is tried.
+func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
+	if force != nil {
+		archs = []*arch.Arch{force}
+	}
+	var cands []arch.Candidate
+	for _, a := range archs {
+		c := arch.Candidate{Arch: a}
+		for _, m := range an.Modules {
+			t, ok := resolve(a, m)
+			if !ok {
+				continue
+			}
+			c.Resolved++
+			if t.Component == arch.DiffusionModel {
+				c.DiffusionModules++
+			}
+			if fits, known := shapeFits(m, t); known {
+				c.ShapeKnown++
+				if fits {
+					c.ShapeFit++
+				}
+			}
+		}
+		cands = append(cands, c)
+	}
+	arch.Rank(cands)
+	f := Fit{Candidates: cands, Confidence: "none"}
+	if len(cands) == 0 || cands[0].Resolved == 0 {
+		f.Unresolved = an.Modules
+		return f
+	}
+	best := cands[0]
+	var ties []*arch.Arch
+	for _, c := range cands[1:] {
+		if c.Resolved == best.Resolved && c.ShapeFit == best.ShapeFit {
+			ties = append(ties, c.Arch)
+		}
+	}
+	if best.DiffusionModules == 0 && len(ties) > 0 && force == nil {
+		// only text encoders, which several architectures share
+		f.Also = append([]*arch.Arch{best.Arch}, ties...)
+		f.Confidence = "none"
+		f.Evidence = fmt.Sprintf("only text-encoder modules; they fit %s alike", archIDs(f.Also))
+		return f
+	}
+	f.Arch, f.Also = best.Arch, ties
+	for _, m := range an.Modules {
+		t, ok := resolve(best.Arch, m)
+		if ok {
+			tt := t
+			m.Target = &tt
+		} else {
+			f.Unresolved = append(f.Unresolved, m)
+		}
+	}
+	switch {
+	case len(f.Unresolved) > 0:
+		f.Confidence = "low"
+	case len(ties) > 0 || best.ShapeKnown == 0 || best.ShapeFit < best.ShapeKnown:
+		f.Confidence = "medium"
+	default:
+		f.Confidence = "high"
+	}
+	f.Evidence = fmt.Sprintf("%d of %d modules resolve to %s names", best.Resolved, len(an.Modules), best.Arch.ID)
+	if best.ShapeKnown > 0 {
+		f.Evidence += fmt.Sprintf(", %d of %d shapes fit", best.ShapeFit, best.ShapeKnown)
+	}
+	if len(ties) > 0 {
+		f.Evidence += "; equally consistent with " + archIDs(ties)
+	} else if len(cands) > 1 && cands[1].Resolved > 0 {
+		f.Evidence += fmt.Sprintf("; next best %s (%d resolved, %d shapes fit)", cands[1].Arch.ID, cands[1].Resolved, cands[1].ShapeFit)
+	}
+	return f
+}
+
+func archIDs(as []*arch.Arch) string {
+	var ids []string
+	for _, a := range as {
+		ids = append(ids, a.ID)
+	}
+	return strings.Join(ids, ", ")
+}
+
+var unetWords = regexp.MustCompile(`(down_blocks|input_blocks|up_blocks|output_blocks|middle_block|mid_block)`)
+
+// GuessPart names the model part a module addresses from its prefix
+// alone (comfyui-lora.md §1.4), for modules no architecture resolves.
+func GuessPart(prefix string) arch.Part {
+	p := prefix
+	switch {
+	case strings.HasPrefix(p, "text_encoder:"):
+		return arch.CLIPL
+	case strings.HasPrefix(p, "lora_te3_"):
+		return arch.T5
+	case strings.HasPrefix(p, "lora_te2_") || strings.HasPrefix(p, "text_encoder_2."):
+		if strings.Contains(p, "encoder_block") {
+			return arch.T5
+		}
+		return arch.CLIPG
+	case strings.HasPrefix(p, "lora_te"), strings.HasPrefix(p, "text_encoder."):
+		if strings.Contains(p, "encoder_block") {
+			return arch.T5
+		}
+		if strings.HasPrefix(p, "lora_te_layers_") || strings.HasPrefix(p, "lora_te_model_") {
+			return arch.LLM
+		}
+		return arch.CLIPL
+	case strings.HasPrefix(p, "text_encoders."):
+		rest := strings.TrimPrefix(p, "text_encoders.")
+		switch {
+		case strings.HasPrefix(rest, "clip_l."):
+			return arch.CLIPL
+		case strings.HasPrefix(rest, "clip_g."):
+			return arch.CLIPG
+		case strings.HasPrefix(rest, "clip_h."):
+			return arch.CLIPH
+		case strings.HasPrefix(rest, "t5"), strings.HasPrefix(rest, "umt5"), strings.HasPrefix(rest, "pile_t5"):
+			return arch.T5
+		}
+		return arch.LLM
+	}
+	if unetWords.MatchString(p) {
+		return arch.UNet
+	}
+	return arch.DiT
+}
+
+// Parts returns the sorted set of model parts the analysed file touches.
+func (an *Analysis) Parts(f Fit) []string {
+	set := map[string]bool{}
+	for _, m := range an.Modules {
+		if m.Target != nil {
+			set[string(m.Target.Part)] = true
+		} else if len(m.Tensors) > 0 {
+			set[string(GuessPart(m.Prefix))] = true
+		}
+	}
+	for _, e := range an.Embeddings {
+		set[string(EmbeddingPart(e, f.Arch))] = true
+	}
+	var out []string
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EmbeddingPart names the text encoder an embedding belongs to.
+func EmbeddingPart(e Embedding, a *arch.Arch) arch.Part {
+	switch e.Key {
+	case "clip_l":
+		return arch.CLIPL
+	case "clip_g":
+		return arch.CLIPG
+	}
+	if a != nil {
+		for _, enc := range a.Encoders {
+			if enc.Model != nil && encoderWidth(enc.Model(arch.Full)) == e.Width {
+				return enc.Part
+			}
+		}
+	}
+	switch e.Width {
+	case 1024:
+		return arch.CLIPH
+	case 1280:
+		return arch.CLIPG
+	}
+	return arch.CLIPL
+}
+
+// EmbeddingArch picks the architecture a standalone embedding is for: the
+// most preferred architecture whose first text encoder has the embedding's
+// width (SDXL-style clip_l+clip_g pairs: the first with both encoders).
+func EmbeddingArch(es []Embedding, archs []*arch.Arch) *arch.Arch {
+	if len(es) == 0 {
+		return nil
+	}
+	keys := map[string]bool{}
+	for _, e := range es {
+		keys[e.Key] = true
+	}
+	for _, a := range archs {
+		if len(a.Encoders) == 0 || a.Encoders[0].Model == nil {
+			continue
+		}
+		if keys["clip_l"] && keys["clip_g"] {
+			if len(a.Encoders) >= 2 && a.Encoders[0].Part == arch.CLIPL && a.Encoders[1].Part == arch.CLIPG {
+				return a
+			}
+			continue
+		}
+		if encoderWidth(a.Encoders[0].Model(arch.Full)) == es[0].Width && a.Part == arch.UNet {
+			return a
+		}
+	}
+	return nil
+}
+
+func encoderWidth(ps []arch.Param) int64 {
+	for _, p := range ps {
+		if p.Name == "text_model.final_layer_norm.weight" && len(p.Shape) == 1 {
+			return p.Shape[0]
+		}
+	}
+	return 0
+}

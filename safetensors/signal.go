@@ -1,0 +1,44 @@
+package safetensors
+
+import (
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+var signalOnce sync.Once
+
+// CleanupOnSignal installs, once per process, a handler for SIGINT and
+// SIGTERM that removes the temporary files of every live Writer and then
+// exits with status 130 (SIGINT) or 143 (SIGTERM). Destination files are
+// never partially written, so after the handler runs no trace of the
+// interrupted writes remains. (SIGKILL cannot be caught: it can leave a
+// stray ".<name>.tmp-*" file, but never a partial destination.)
+func CleanupOnSignal() {
+	signalOnce.Do(func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			sig := <-ch
+			abortAll()
+			code := 130
+			if sig == syscall.SIGTERM {
+				code = 143
+			}
+			os.Exit(code)
+		}()
+	})
+}
+
+// abortAll removes the temporary files of all live writers. It removes the
+// files directly (without taking each writer's lock) so that it cannot
+// block behind a write in progress; the registry lock stays held so no new
+// temporary file appears before the process exits.
+func abortAll() {
+	liveMu.Lock()
+	for w := range live {
+		_ = os.Remove(w.tmp)
+	}
+	// The lock is intentionally not released: the caller exits.
+}
