@@ -47,35 +47,64 @@ const (
 
 // Role names of adapter tensors in Module.Tensors.
 const (
-	RoleUp            = "up"
-	RoleDown          = "down"
-	RoleMid           = "mid"
-	RoleAlpha         = "alpha"
-	RoleDoRAScale     = "dora_scale"
+	// RoleUp is the LoRA up / lora_B [out, r(,1,1)].
+	RoleUp = "up"
+	// RoleDown is the LoRA down / lora_A [r, in(,kh,kw)].
+	RoleDown = "down"
+	// RoleMid is the LoRA Tucker lora_mid [r, r, kh, kw].
+	RoleMid = "mid"
+	// RoleAlpha is the alpha as a 0-d tensor (used when Module.Alpha is nil).
+	RoleAlpha = "alpha"
+	// RoleDoRAScale is the DoRA magnitude vector.
+	RoleDoRAScale = "dora_scale"
+	// RoleReshapeWeight is the shape to zero-pad the weight to (LoRA only).
 	RoleReshapeWeight = "reshape_weight"
-	RoleHadaW1A       = "hada_w1_a"
-	RoleHadaW1B       = "hada_w1_b"
-	RoleHadaW2A       = "hada_w2_a"
-	RoleHadaW2B       = "hada_w2_b"
-	RoleHadaT1        = "hada_t1"
-	RoleHadaT2        = "hada_t2"
-	RoleLoKrW1        = "lokr_w1"
-	RoleLoKrW1A       = "lokr_w1_a"
-	RoleLoKrW1B       = "lokr_w1_b"
-	RoleLoKrW2        = "lokr_w2"
-	RoleLoKrW2A       = "lokr_w2_a"
-	RoleLoKrW2B       = "lokr_w2_b"
-	RoleLoKrT2        = "lokr_t2"
-	RoleA1            = "a1"
-	RoleA2            = "a2"
-	RoleB1            = "b1"
-	RoleB2            = "b2"
-	RoleOFTBlocks     = "oft_blocks"
-	RoleRescale       = "rescale"
-	RoleDiff          = "diff"
-	RoleSetWeight     = "set_weight"
-	RoleIA3Weight     = "ia3_weight"
-	RoleOnInput       = "on_input"
+	// RoleHadaW1A is the LoHa w1 a factor.
+	RoleHadaW1A = "hada_w1_a"
+	// RoleHadaW1B is the LoHa w1 b factor (its rows are the rank).
+	RoleHadaW1B = "hada_w1_b"
+	// RoleHadaW2A is the LoHa w2 a factor.
+	RoleHadaW2A = "hada_w2_a"
+	// RoleHadaW2B is the LoHa w2 b factor.
+	RoleHadaW2B = "hada_w2_b"
+	// RoleHadaT1 is the LoHa Tucker core of w1.
+	RoleHadaT1 = "hada_t1"
+	// RoleHadaT2 is the LoHa Tucker core of w2.
+	RoleHadaT2 = "hada_t2"
+	// RoleLoKrW1 is the LoKr full w1.
+	RoleLoKrW1 = "lokr_w1"
+	// RoleLoKrW1A is the LoKr w1 a factor.
+	RoleLoKrW1A = "lokr_w1_a"
+	// RoleLoKrW1B is the LoKr w1 b factor.
+	RoleLoKrW1B = "lokr_w1_b"
+	// RoleLoKrW2 is the LoKr full w2.
+	RoleLoKrW2 = "lokr_w2"
+	// RoleLoKrW2A is the LoKr w2 a factor.
+	RoleLoKrW2A = "lokr_w2_a"
+	// RoleLoKrW2B is the LoKr w2 b factor.
+	RoleLoKrW2B = "lokr_w2_b"
+	// RoleLoKrT2 is the LoKr Tucker core of w2.
+	RoleLoKrT2 = "lokr_t2"
+	// RoleA1 is the GLoRA a1.
+	RoleA1 = "a1"
+	// RoleA2 is the GLoRA a2.
+	RoleA2 = "a2"
+	// RoleB1 is the GLoRA b1.
+	RoleB1 = "b1"
+	// RoleB2 is the GLoRA b2.
+	RoleB2 = "b2"
+	// RoleOFTBlocks is the OFT [n,b,b] / BOFT [m,n,b,b] blocks.
+	RoleOFTBlocks = "oft_blocks"
+	// RoleRescale is the OFT/BOFT rescale (used by BOFT only, as in ComfyUI).
+	RoleRescale = "rescale"
+	// RoleDiff is the full delta (diff or w_norm).
+	RoleDiff = "diff"
+	// RoleSetWeight is the replacement weight.
+	RoleSetWeight = "set_weight"
+	// RoleIA3Weight is the (IA)³ per-channel vector.
+	RoleIA3Weight = "ia3_weight"
+	// RoleOnInput is the (IA)³ flag: non-zero scales the input dim.
+	RoleOnInput = "on_input"
 )
 
 // Module is one adapter patch for one target weight.

@@ -47,19 +47,25 @@ func (t *Tensor) Numel() int {
 // shapeNumel multiplies the dimensions, reporting false for a negative
 // dimension or an overflow.
 func shapeNumel(shape []int) (int, bool) {
-	n := 1
+	// The product of the non-zero dimensions must fit in int even when a
+	// zero dimension makes the element count 0, so that any sub-product
+	// computed from the shape later cannot overflow either.
+	n, zero := 1, false
 	for _, d := range shape {
 		if d < 0 {
 			return 0, false
 		}
 		if d == 0 {
-			n = 0
+			zero = true
 			continue
 		}
 		if n > math.MaxInt/d {
 			return 0, false
 		}
 		n *= d
+	}
+	if zero {
+		return 0, true
 	}
 	return n, true
 }

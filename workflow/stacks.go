@@ -88,8 +88,19 @@ type Stack struct {
 	clipLoRAs   []string // core LoRA nodes on the clip chain
 }
 
-// Stacks returns one Stack per sampler node, ordered by node id. Broken
-// links met while following the chains are returned as an error.
+// Stacks returns one Stack per sampler node (KSampler, KSamplerAdvanced,
+// SamplerCustom, SamplerCustomAdvanced via its guider, and other
+// "*KSampler*" nodes with a model input), ordered by node id.
+//
+// The model chain is followed from the sampler's model input through core
+// LoRA nodes, Reroutes, bypassed nodes (ComfyUI semantics: the input of the
+// output's type passes through) and any node that has a "model" input and
+// outputs MODEL, up to the loader. Prompts are the text encoders reached
+// from the sampler's (or guider's) conditioning inputs, through
+// conditioning nodes such as FluxGuidance; the clip chain is followed from
+// their clip inputs. Semantic trouble goes into Stack.Problems; broken
+// links met on the way (missing link, node or slot) are returned as an
+// error naming the link or node.
 func (w *Workflow) Stacks() ([]Stack, error) {
 	var ids []string
 	for _, id := range w.order {

@@ -282,7 +282,7 @@ func oneLine(err error) string {
 // collect turns the unpickled root object into Tensors and Skipped and
 // validates every tensor against its storage.
 func (c *Checkpoint) collect(root any) error {
-	w := &walker{c: c, seen: map[string]bool{}, visiting: map[any]bool{}}
+	w := &walker{c: c, seen: map[string]bool{}, visited: map[any]bool{}, holds: map[any]bool{}, budget: walkBudget}
 	switch r := root.(type) {
 	case *tensorRef:
 		w.tensor("tensor", r)
@@ -303,6 +303,13 @@ func (c *Checkpoint) collect(root any) error {
 			w.dict("", root, 0)
 		} else {
 			for _, e := range entries {
+				if w.err != nil {
+					break
+				}
+				if w.budget--; w.budget < 0 {
+					w.err = c.errf("pickle object graph too large (more than %d entries to flatten)", walkBudget)
+					break
+				}
 				k, ok := e.Key.(string)
 				switch {
 				case ok && k == "state_dict":
@@ -326,11 +333,17 @@ func (c *Checkpoint) collect(root any) error {
 }
 
 type walker struct {
-	c        *Checkpoint
-	seen     map[string]bool
-	visiting map[any]bool
-	err      error
+	c       *Checkpoint
+	seen    map[string]bool
+	visited map[any]bool
+	holds   map[any]bool
+	budget  int // entries the walk may still visit
+	err     error
 }
+
+// walkBudget bounds the entries visited while flattening, so a pickle that
+// shares sub-dicts many times over cannot blow up the walk.
+const walkBudget = 4 * maxTensors
 
 func (w *walker) skip(name, reason string) {
 	if name == "" {
@@ -344,15 +357,18 @@ func (w *walker) dict(prefix string, d any, depth int) {
 		w.skip(prefix, "nested too deeply")
 		return
 	}
-	if w.visiting[d] {
-		w.skip(prefix, "recursive reference")
+	if w.visited[d] {
+		w.skip(strings.TrimSuffix(prefix, "."), "dict already listed under another name (shared or recursive reference)")
 		return
 	}
-	w.visiting[d] = true
-	defer delete(w.visiting, d)
+	w.visited[d] = true
 	entries, _ := dictEntries(d)
 	for _, e := range entries {
 		if w.err != nil {
+			return
+		}
+		if w.budget--; w.budget < 0 {
+			w.err = w.c.errf("pickle object graph too large (more than %d entries to flatten)", walkBudget)
 			return
 		}
 		k, ok := e.Key.(string)
@@ -365,8 +381,12 @@ func (w *walker) dict(prefix string, d any, depth int) {
 		case *tensorRef:
 			w.tensor(name, v)
 		default:
-			if _, isDict := dictEntries(v); isDict {
-				w.dict(name+".", v, depth+1)
+			if sub, isDict := dictEntries(v); isDict {
+				if w.hasTensor(v) {
+					w.dict(name+".", v, depth+1)
+				} else {
+					w.skip(name, fmt.Sprintf("dict of %d entries (no tensors)", len(sub)))
+				}
 			} else {
 				w.skip(name, describe(v)+" (not a tensor)")
 			}
@@ -395,6 +415,30 @@ func (w *walker) tensor(name string, t *tensorRef) {
 		return
 	}
 	w.c.Tensors = append(w.c.Tensors, ten)
+}
+
+// hasTensor reports whether a dict holds a tensor, directly or in nested
+// dicts. Results are memoised per dict, so shared sub-dicts and reference
+// cycles cost one visit each.
+func (w *walker) hasTensor(d any) bool {
+	if v, ok := w.holds[d]; ok {
+		return v
+	}
+	w.holds[d] = false // cycle guard
+	entries, _ := dictEntries(d)
+	found := false
+	for _, e := range entries {
+		if _, ok := e.Value.(*tensorRef); ok {
+			found = true
+			break
+		}
+		if _, ok := dictEntries(e.Value); ok && w.hasTensor(e.Value) {
+			found = true
+			break
+		}
+	}
+	w.holds[d] = found
+	return found
 }
 
 // dictEntries returns the entries of a dict or OrderedDict in order.

@@ -132,6 +132,9 @@ type scanner struct {
 
 func (s *scanner) readByte() (byte, error) {
 	if s.n >= s.limit {
+		if s.limit < maxPickleBytes {
+			return 0, scanErrf("pickle truncated at byte %d", s.n)
+		}
 		return 0, scanErrf("pickle larger than %d MiB", s.limit>>20)
 	}
 	b, err := s.r.ReadByte()

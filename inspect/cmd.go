@@ -1,0 +1,78 @@
+package inspect
+
+import (
+	"context"
+	"os"
+	"runtime"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/loratool/loratool/internal/cliutil"
+)
+
+// Command returns the `loratool inspect` command.
+func Command() *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "say what LoRA, checkpoint or embedding files are",
+		ArgsUsage: "FILE|FOLDER...",
+		Description: `Reads each file's header (and its scalar alpha tensors) and reports kind,
+format, architecture with the evidence, algorithms, targets, ranks, alphas,
+dtypes, training metadata, trigger words and what will not load. Folders are
+searched recursively for *.safetensors; files are read in parallel and a bad
+file does not stop the others (exit status 1 at the end).
+
+Examples:
+   loratool inspect pixel-art.safetensors
+   loratool inspect ~/ComfyUI/models/loras --json > loras.jsonl
+   loratool inspect flux-lora.safetensors --hash --stats
+   loratool inspect old-lora.safetensors --arch sd2 --verbose`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "one JSON object per file per line (JSON Lines) on stdout"},
+			&cli.BoolFlag{Name: "hash", Usage: "compute AutoV1/AutoV2/AutoV3 (sshs_model_hash) hashes and check the stored one (reads the whole file)"},
+			&cli.BoolFlag{Name: "stats", Usage: "read every tensor: per-block norms (LoRAs: of the weight deltas) and NaN/Inf counts"},
+			&cli.BoolFlag{Name: "headers-only", Usage: "read only the header bytes (alpha values then come from metadata)"},
+			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list all unknown keys and the full metadata"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files inspected in parallel (default: 2 per core)"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() == 0 {
+				return cliutil.Usage("inspect needs at least one file or folder")
+			}
+			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), HeadersOnly: cmd.Bool("headers-only"), Arch: cmd.String("arch")}
+			files, bad := Expand(cmd.Args().Slice())
+			failed := len(bad)
+			out := cliutil.NewJSONLines(os.Stdout)
+			emit := func(r *Report) {
+				if r.Error != "" && r.File != "" {
+					failed++
+				}
+				if cmd.Bool("json") {
+					out.Write(r)
+				} else {
+					r.WriteText(os.Stdout, cmd.Bool("verbose"))
+				}
+			}
+			for _, r := range bad {
+				r.Kind, r.Architecture = "unknown", "unknown"
+				failed--
+				emit(r)
+			}
+			jobs := int(cmd.Int("jobs"))
+			if jobs <= 0 {
+				jobs = 2 * runtime.GOMAXPROCS(0)
+			}
+			bar := cliutil.NewCountBar(len(files), "inspecting", cmd.Bool("json") == false || len(files) < 50)
+			Many(files, opt, jobs, func(r *Report) { bar.Add(1); emit(r) })
+			bar.Finish()
+			if failed > 0 {
+				return cliutil.Silent()
+			}
+			if len(files) == 0 && len(bad) == 0 {
+				return cliutil.Fail("no .safetensors files found")
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,472 @@
+package inspect
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/lora"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// Options select what inspect reads beyond the header.
+type Options struct {
+	// HeadersOnly reads nothing but the header: alpha values then come
+	// from ss_network_alpha metadata, if any.
+	HeadersOnly bool
+	Stats       bool   // read every tensor: per-block norms, NaN/Inf counts
+	Hash        bool   // hash the file (one sequential read)
+	Arch        string // force an architecture id instead of detecting it
+}
+
+// File inspects one safetensors file. It never returns nil; on failure
+// Report.Error holds a one-line message naming the file.
+func File(path string, opt Options) *Report {
+	r := &Report{File: path, Kind: "unknown", Architecture: "unknown", Confidence: "none",
+		Algorithms: []string{}, Targets: []string{}, DTypes: []string{}, TriggerWords: []string{},
+		Warnings: []string{}, UnknownKeys: []string{}, Metadata: map[string]string{}}
+	var forced *arch.Arch
+	if opt.Arch != "" {
+		a, ok := arch.ByID(opt.Arch)
+		if !ok {
+			r.Error = fmt.Sprintf("unknown architecture %q (known: %s)", opt.Arch, strings.Join(arch.IDs(), ", "))
+			return r
+		}
+		forced = a
+	}
+	h, err := safetensors.ReadHeader(path)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.Size = h.FileSize
+	r.Tensors = len(h.Tensors)
+	if h.Metadata != nil {
+		r.Metadata = h.Metadata
+	}
+	dts := map[string]bool{}
+	refs := make([]lora.TensorRef, 0, len(h.Tensors))
+	for _, t := range h.Tensors {
+		dts[t.DType.String()] = true
+		r.Params += t.NumElements()
+		refs = append(refs, lora.TensorRef{Key: t.Name, Shape: t.Shape, DType: t.DType.String()})
+	}
+	for d := range dts {
+		r.DTypes = append(r.DTypes, d)
+	}
+	sort.Strings(r.DTypes)
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Key < refs[j].Key })
+
+	an := lora.Analyze(refs, h.Metadata)
+	var fit lora.Fit
+	switch {
+	case len(an.Modules) > 0:
+		fit = describeLoRA(r, an, forced)
+	case len(an.Embeddings) > 0 && len(an.Other) == 0:
+		describeEmbedding(r, an)
+	default:
+		describeCheckpoint(r, refs, forced)
+	}
+	describeMetadata(r)
+
+	needData := opt.Stats || (!opt.HeadersOnly && r.Kind == "lora")
+	if needData {
+		f, err := safetensors.Open(path)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		defer f.Close()
+		if r.Kind == "lora" && !opt.HeadersOnly {
+			readAlphas(r, f, an)
+		}
+		if opt.Stats {
+			r.Stats = computeStats(f, an, fit, r.Kind == "lora")
+			if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
+			}
+		}
+	}
+	if r.Kind == "lora" && (opt.HeadersOnly || r.Alpha == nil) {
+		alphaFromMetadata(r, an)
+	}
+	if opt.Hash {
+		hs, err := hashFile(path, h.DataOffset)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		if stored := h.Metadata["sshs_model_hash"]; stored != "" {
+			m := strings.EqualFold(strings.TrimPrefix(stored, "0x"), hs.Data)
+			hs.SSHSMatches = &m
+			if !m {
+				r.Warnings = append(r.Warnings, "stored sshs_model_hash does not match the tensor data (the file was changed after it was hashed)")
+			}
+		}
+		r.Hashes = hs
+	}
+	return r
+}
+
+func archOrUnknown(a *arch.Arch) (string, string) {
+	if a == nil {
+		return "unknown", ""
+	}
+	return a.ID, a.Name
+}
+
+func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
+	r.Kind = "lora"
+	fit := an.FitArch(arch.All(), forced)
+	r.Architecture, r.ArchName = archOrUnknown(fit.Arch)
+	r.Confidence, r.Evidence = fit.Confidence, fit.Evidence
+	for _, a := range fit.Also {
+		if a != fit.Arch {
+			r.AlsoFits = append(r.AlsoFits, a.ID)
+		}
+	}
+	r.Modules = len(an.Modules)
+	algos := map[string]bool{}
+	r.TargetModules = map[string]int{}
+	var rmin, rmax int64
+	for _, m := range an.Modules {
+		for _, a := range m.Algorithms() {
+			algos[a] = true
+		}
+		part := lora.GuessPart(m.Prefix)
+		if m.Target != nil {
+			part = m.Target.Part
+		}
+		r.TargetModules[string(part)]++
+		if rk := m.Rank(); rk > 0 {
+			if rmin == 0 || rk < rmin {
+				rmin = rk
+			}
+			rmax = max(rmax, rk)
+		}
+		if len(m.Algorithms()) == 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s has only %s, no adapter weights", m.Prefix, roles(m)))
+		}
+	}
+	if len(an.Embeddings) > 0 {
+		algos["embedding"] = true
+		for _, e := range an.Embeddings {
+			r.Vectors += e.Vectors
+		}
+	}
+	for a := range algos {
+		r.Algorithms = append(r.Algorithms, a)
+	}
+	sort.Strings(r.Algorithms)
+	if rmax > 0 {
+		r.Rank = &MinMax{Min: rmin, Max: rmax}
+	}
+	r.Targets = an.Parts(fit)
+	r.Format = formatOf(an, fit)
+
+	for _, m := range fit.Unresolved {
+		for _, t := range m.Tensors {
+			r.UnknownKeys = append(r.UnknownKeys, t.Key)
+		}
+	}
+	for _, t := range an.Other {
+		r.UnknownKeys = append(r.UnknownKeys, t.Key)
+	}
+	sort.Strings(r.UnknownKeys)
+	if len(fit.Unresolved) > 0 {
+		where := "any known architecture"
+		if fit.Arch != nil {
+			where = fit.Arch.ID
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules match no module of %s: ComfyUI would log \"lora key not loaded\" for their %d tensors", len(fit.Unresolved), len(an.Modules), where, countTensors(fit.Unresolved)))
+	}
+	if len(an.Other) > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d tensors follow no known LoRA naming convention", len(an.Other)))
+	}
+	if an.Conventions["nonstandard"] > 0 {
+		r.Warnings = append(r.Warnings, "nonstandard names (a kohya prefix over dotted diffusers names, suffix joined with \"_\"): no standard loader reads this file; `loratool convert` can rewrite it")
+	}
+	if an.Conventions["cloneofsimo"] > 0 {
+		r.Warnings = append(r.Warnings, "cloneofsimo/lora format (modules numbered, not named): ComfyUI, A1111 and diffusers do not load it; `loratool convert` can rename it")
+	}
+	if an.Conventions["kohya-oft"] > 0 {
+		r.Warnings = append(r.Warnings, "kohya OFT with numbered oft_blocks.N tensors: ComfyUI expects a single oft_blocks tensor and loads none of them")
+	}
+	if fit.Arch != nil && len(fit.Also) > 0 && fit.Confidence != "none" {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("keys and shapes also fit %s; %s is the usual reading", strings.Join(r.AlsoFits, ", "), fit.Arch.ID))
+	}
+	if fit.Arch == nil && len(fit.Also) > 0 {
+		r.AlsoFits = nil
+		for _, a := range fit.Also {
+			r.AlsoFits = append(r.AlsoFits, a.ID)
+		}
+		r.Warnings = append(r.Warnings, "only text-encoder modules: the diffusion architecture cannot be told from this file")
+	}
+	for _, m := range an.Modules {
+		if m.Target != nil && m.Target.Arch != nil && shapeMismatch(m) {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s: shape does not fit %s %v", m.Prefix, m.Target.Param, m.Target.Shape))
+		}
+	}
+	return fit
+}
+
+func shapeMismatch(m *lora.Module) bool {
+	rows, cols, ok := m.DeltaShape()
+	if !ok || len(m.Target.Shape) == 0 {
+		return false
+	}
+	if m.Has(lora.RoleSetWeight) || m.Has(lora.RoleDiff) || m.Has(lora.RoleWNorm) {
+		return rows*cols != m.Target.Rows()*m.Target.Cols()
+	}
+	return rows != m.Target.Rows() || cols != m.Target.Cols()
+}
+
+func roles(m *lora.Module) string {
+	var rs []string
+	for r := range m.Tensors {
+		rs = append(rs, r)
+	}
+	sort.Strings(rs)
+	return strings.Join(rs, ", ")
+}
+
+func countTensors(ms []*lora.Module) int {
+	n := 0
+	for _, m := range ms {
+		n += len(m.Tensors)
+	}
+	return n
+}
+
+// formatOf names the file's format from its prefix and suffix
+// conventions.
+func formatOf(an *lora.Analysis, fit lora.Fit) string {
+	labels := map[string]int{}
+	lyco := false
+	for _, m := range an.Modules {
+		for _, a := range m.Algorithms() {
+			switch a {
+			case "loha", "lokr", "glora", "oft", "boft", "ia3", "full", "norm":
+				lyco = true
+			}
+		}
+	}
+	for _, m := range an.Modules {
+		suffix := ""
+		if len(m.Conventions) > 0 {
+			suffix = m.Conventions[0]
+		}
+		prefix := ""
+		if m.Target != nil {
+			prefix = m.Target.Convention
+		} else {
+			prefix = guessPrefixConvention(m.Prefix)
+		}
+		labels[label(prefix, suffix, lyco, fit.Arch)]++
+	}
+	if len(labels) == 0 {
+		return "unknown"
+	}
+	type kv struct {
+		k string
+		n int
+	}
+	var ls []kv
+	for k, n := range labels {
+		ls = append(ls, kv{k, n})
+	}
+	sort.Slice(ls, func(i, j int) bool {
+		if ls[i].n != ls[j].n {
+			return ls[i].n > ls[j].n
+		}
+		return ls[i].k < ls[j].k
+	})
+	if len(ls) == 1 {
+		return ls[0].k
+	}
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.k)
+	}
+	return "mixed (" + strings.Join(names, " + ") + ")"
+}
+
+func guessPrefixConvention(p string) string {
+	switch {
+	case strings.HasPrefix(p, "lora_unet_unet_"):
+		return "kohya-over-diffusers"
+	case strings.HasPrefix(p, "lora_unet_"), strings.HasPrefix(p, "lora_te"), strings.HasPrefix(p, "oft_unet_"):
+		return "kohya"
+	case strings.HasPrefix(p, "lora_transformer_"):
+		return "onetrainer"
+	case strings.HasPrefix(p, "lycoris_"):
+		return "lycoris"
+	case strings.HasPrefix(p, "diffusion_model."), strings.HasPrefix(p, "text_encoders."):
+		return "comfy"
+	case strings.HasPrefix(p, "base_model.model."):
+		return "peft"
+	case strings.HasPrefix(p, "transformer."), strings.HasPrefix(p, "unet."), strings.HasPrefix(p, "text_encoder"):
+		return "diffusers"
+	case strings.Contains(p, ":"):
+		return "cloneofsimo"
+	}
+	return "bare"
+}
+
+func label(prefix, suffix string, lyco bool, a *arch.Arch) string {
+	switch suffix {
+	case "cloneofsimo", "xlabs", "nonstandard":
+		return suffix
+	case "diffusers-attn-processor":
+		return "diffusers-attn-processor"
+	}
+	switch prefix {
+	case "kohya", "kohya-over-diffusers":
+		if suffix == "kohya-oft" {
+			return "kohya"
+		}
+		if lyco {
+			return "lycoris"
+		}
+		return "kohya"
+	case "lycoris":
+		return "lycoris"
+	case "onetrainer":
+		return "onetrainer"
+	case "comfy":
+		if lyco && suffix == "lycoris" {
+			return "lycoris (comfy names)"
+		}
+		return "comfy"
+	case "peft":
+		return "peft"
+	case "diffusers", "diffusers-attn-processor":
+		if suffix == "diffusers" {
+			return "diffusers (legacy lora.down/up)"
+		}
+		return "diffusers"
+	case "cloneofsimo":
+		return "cloneofsimo"
+	}
+	if a != nil && a.Part == arch.DiT {
+		return "bfl (bare native names)"
+	}
+	return "bare (no prefix)"
+}
+
+func describeEmbedding(r *Report, an *lora.Analysis) {
+	r.Kind = "embedding"
+	r.Format = "textual-inversion"
+	r.Algorithms = []string{"embedding"}
+	a := lora.EmbeddingArch(an.Embeddings, arch.All())
+	r.Architecture, r.ArchName = archOrUnknown(a)
+	parts := map[string]bool{}
+	for _, e := range an.Embeddings {
+		r.Vectors += e.Vectors
+		parts[string(lora.EmbeddingPart(e, a))] = true
+	}
+	for p := range parts {
+		r.Targets = append(r.Targets, p)
+	}
+	sort.Strings(r.Targets)
+	if a != nil {
+		r.Confidence = "medium"
+		r.Evidence = fmt.Sprintf("token vectors of width %d", an.Embeddings[0].Width)
+	}
+}
+
+func describeCheckpoint(r *Report, refs []lora.TensorRef, forced *arch.Arch) {
+	view := arch.MapView{}
+	for _, t := range refs {
+		view[t.Key] = t.Shape
+	}
+	info := arch.DetectCheckpoint(view)
+	if len(info.Parts) == 0 {
+		r.Format = "unknown"
+		r.Warnings = append(r.Warnings, "no known LoRA, embedding or model layout: the tensor names match nothing loratool knows")
+		for i, t := range refs {
+			if i == 50 {
+				break
+			}
+			r.UnknownKeys = append(r.UnknownKeys, t.Key)
+		}
+		return
+	}
+	r.Kind = "checkpoint"
+	r.Format = "safetensors " + info.Layout
+	r.Layout = info.Layout
+	r.Architecture, r.ArchName = archOrUnknown(info.Arch)
+	if forced != nil && info.Arch != forced {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("--arch %s given, but the keys say %s", forced.ID, r.Architecture))
+	}
+	r.Evidence = info.Evidence
+	if info.Arch != nil {
+		r.Confidence = "high"
+	} else {
+		r.Warnings = append(r.Warnings, "no diffusion model in this file: its architecture cannot be told from the keys")
+	}
+	for _, p := range info.Parts {
+		r.Targets = append(r.Targets, string(p))
+	}
+}
+
+// readAlphas reads the scalar alpha tensors (a few bytes each).
+func readAlphas(r *Report, f *safetensors.File, an *lora.Analysis) {
+	var s AlphaSummary
+	first := true
+	ratio := math.NaN()
+	for _, m := range an.Modules {
+		rank := m.Rank()
+		t, ok := m.Tensors[lora.RoleAlpha]
+		if !ok {
+			if rank > 0 {
+				s.Missing++
+			}
+			continue
+		}
+		info, ok := f.Lookup(t.Key)
+		if !ok || info.NumElements() != 1 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not a scalar", t.Key))
+			continue
+		}
+		v, err := f.Float32(info, nil)
+		if err != nil {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %v", t.Key, err))
+			continue
+		}
+		a := float64(v[0])
+		s.Present++
+		if first {
+			s.Min, s.Max, first = a, a, false
+		}
+		s.Min, s.Max = math.Min(s.Min, a), math.Max(s.Max, a)
+		if rank > 0 {
+			q := a / float64(rank)
+			if math.IsNaN(ratio) {
+				ratio = q
+			} else if math.Abs(q-ratio) > 1e-6*math.Abs(ratio) {
+				s.Dynamic = true
+			}
+		}
+	}
+	if first && s.Missing == 0 {
+		return
+	}
+	r.Alpha = &s
+	if s.Missing > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d low-rank modules have no alpha: loaders use scale 1.0 (alpha = rank); a PEFT lora_alpha kept outside the file is lost", s.Missing))
+	}
+}
+
+func alphaFromMetadata(r *Report, an *lora.Analysis) {
+	v := r.Metadata["ss_network_alpha"]
+	var a float64
+	if _, err := fmt.Sscanf(v, "%g", &a); err != nil {
+		return
+	}
+	if r.Alpha == nil {
+		r.Alpha = &AlphaSummary{Min: a, Max: a, FromMetadata: true, Present: len(an.Modules)}
+	}
+}

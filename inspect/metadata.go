@@ -1,0 +1,119 @@
+package inspect
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// trainingKeys are the metadata facts the human summary shows, in order,
+// with their labels.
+var trainingKeys = []struct{ key, label string }{
+	{"modelspec.title", "title"},
+	{"modelspec.architecture", "modelspec architecture"},
+	{"modelspec.author", "author"},
+	{"modelspec.date", "date"},
+	{"ss_base_model_version", "base model version"},
+	{"ss_sd_model_name", "trained on"},
+	{"ss_network_module", "network module"},
+	{"ss_network_dim", "network dim"},
+	{"ss_network_alpha", "network alpha"},
+	{"ss_network_args", "network args"},
+	{"ss_resolution", "resolution"},
+	{"ss_num_train_images", "training images"},
+	{"ss_num_epochs", "epochs"},
+	{"ss_epoch", "epoch"},
+	{"ss_steps", "steps"},
+	{"ss_max_train_steps", "max steps"},
+	{"ss_learning_rate", "learning rate"},
+	{"ss_unet_lr", "unet lr"},
+	{"ss_text_encoder_lr", "text encoder lr"},
+	{"ss_optimizer", "optimizer"},
+	{"ss_mixed_precision", "precision"},
+	{"ss_output_name", "output name"},
+	{"modelspec.merged_from", "merged from"},
+	{"ss_training_comment", "comment"},
+}
+
+// describeMetadata fills Training and TriggerWords from the metadata.
+func describeMetadata(r *Report) {
+	m := r.Metadata
+	if len(m) == 0 {
+		return
+	}
+	r.Training = map[string]string{}
+	for _, k := range trainingKeys {
+		if v := strings.TrimSpace(m[k.key]); v != "" && v != "None" {
+			r.Training[k.label] = v
+		}
+	}
+	if len(r.Training) == 0 {
+		r.Training = nil
+	}
+	r.TriggerWords = TriggerWords(m)
+}
+
+// TriggerWords ranks the words a LoRA expects in prompts, most reliable
+// source first: modelspec.trigger_phrase, SimpleTuner's trained_words,
+// then ss_tag_frequency tags by total count (ai-toolkit writes its trigger
+// there as "1_<trigger>"), then dataset class tokens, at most 10.
+func TriggerWords(m map[string]string) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	add := func(w string) {
+		w = strings.TrimSpace(w)
+		if w == "" || seen[strings.ToLower(w)] || len(out) >= 10 {
+			return
+		}
+		seen[strings.ToLower(w)] = true
+		out = append(out, w)
+	}
+	for _, k := range []string{"modelspec.trigger_phrase", "trained_words", "ss_trigger_words"} {
+		for _, w := range strings.Split(m[k], ",") {
+			add(w)
+		}
+	}
+	if tf := m["ss_tag_frequency"]; tf != "" {
+		var dirs map[string]map[string]float64
+		if json.Unmarshal([]byte(tf), &dirs) == nil {
+			total := map[string]float64{}
+			for _, tags := range dirs {
+				for tag, n := range tags {
+					total[strings.TrimSpace(tag)] += n
+				}
+			}
+			type kv struct {
+				tag string
+				n   float64
+			}
+			var ts []kv
+			for t, n := range total {
+				ts = append(ts, kv{t, n})
+			}
+			sort.Slice(ts, func(i, j int) bool {
+				if ts[i].n != ts[j].n {
+					return ts[i].n > ts[j].n
+				}
+				return ts[i].tag < ts[j].tag
+			})
+			for _, t := range ts {
+				add(t.tag)
+			}
+		}
+	}
+	if ds := m["ss_datasets"]; ds != "" {
+		var sets []struct {
+			Subsets []struct {
+				ClassTokens string `json:"class_tokens"`
+			} `json:"subsets"`
+		}
+		if json.Unmarshal([]byte(ds), &sets) == nil {
+			for _, s := range sets {
+				for _, sub := range s.Subsets {
+					add(sub.ClassTokens)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,119 @@
+// Package cliutil holds what every loratool command shares: exit codes,
+// JSON Lines output and progress bars that appear only on terminals.
+package cliutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v3"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// Usage returns an error that makes loratool exit with status 2.
+func Usage(format string, args ...any) error {
+	return cli.Exit("loratool: "+fmt.Sprintf(format, args...)+" (see --help)", ExitUsage)
+}
+
+// Fail returns an error that makes loratool exit with status 1.
+func Fail(format string, args ...any) error {
+	return cli.Exit("loratool: "+fmt.Sprintf(format, args...), ExitFailed)
+}
+
+// Silent returns an error that exits with status 1 without a message
+// (the command already reported each failure).
+func Silent() error { return cli.Exit("", ExitFailed) }
+
+// StderrIsTerminal reports whether progress bars should be drawn.
+func StderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
+
+// JSONLines writes one JSON object per line, safe for concurrent use.
+type JSONLines struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewJSONLines returns a JSON Lines writer on w.
+func NewJSONLines(w io.Writer) *JSONLines { return &JSONLines{w: w} }
+
+// Write encodes v as one line.
+func (j *JSONLines) Write(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, err = j.w.Write(append(b, '\n'))
+	return err
+}
+
+// Bar is a progress bar on stderr that is drawn only when stderr is a
+// terminal (and never with quiet); otherwise its methods do nothing.
+type Bar struct{ b *progressbar.ProgressBar }
+
+// NewBytesBar returns a byte-counting bar with speed and ETA.
+func NewBytesBar(total int64, desc string, quiet bool) *Bar {
+	if quiet || !StderrIsTerminal() {
+		return &Bar{}
+	}
+	return &Bar{b: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowTotalBytes(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100e6),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetVisibility(true),
+	)}
+}
+
+// NewCountBar returns a bar counting items (files, modules).
+func NewCountBar(total int, desc string, quiet bool) *Bar {
+	if quiet || !StderrIsTerminal() {
+		return &Bar{}
+	}
+	return &Bar{b: progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100e6),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+// Add advances the bar by n.
+func (b *Bar) Add(n int64) {
+	if b.b != nil {
+		b.b.Add64(n)
+	}
+}
+
+// Set moves the bar to n.
+func (b *Bar) Set(n int64) {
+	if b.b != nil {
+		b.b.Set64(n)
+	}
+}
+
+// Finish completes and clears the bar.
+func (b *Bar) Finish() {
+	if b.b != nil {
+		b.b.Finish()
+	}
+}

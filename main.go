@@ -1,0 +1,70 @@
+// Command loratool inspects, merges, converts and extracts LoRA files of
+// diffusion models without Python, without a GPU and in bounded memory.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/loratool/loratool/inspect"
+	"github.com/loratool/loratool/internal/cliutil"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func root() *cli.Command {
+	return &cli.Command{
+		Name:    "loratool",
+		Usage:   "inspect, merge, convert and extract LoRA files of diffusion models",
+		Version: version,
+		Description: `loratool reads LoRA files of every common dialect (kohya, LyCORIS,
+diffusers/PEFT, ComfyUI/BFL, ai-toolkit, OneTrainer, XLabs, cloneofsimo) for
+SD1.x, SD2.x, SDXL, SD3, Flux and later DiTs, and transforms them streaming
+from memory-mapped files: no Python, no GPU, memory bounded by the largest
+tensor.
+
+Exit status: 0 success, 1 failure, 2 bad usage.`,
+		Commands:       commands(),
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+			return cliutil.Usage("%v", err)
+		},
+	}
+}
+
+func commands() []*cli.Command {
+	cmds := []*cli.Command{inspect.Command()}
+	for _, c := range cmds {
+		c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+			return cliutil.Usage("%v", err)
+		}
+	}
+	return cmds
+}
+
+func main() {
+	safetensors.CleanupOnSignal()
+	os.Exit(run(os.Args))
+}
+
+func run(args []string) int {
+	err := root().Run(context.Background(), args)
+	if err == nil {
+		return cliutil.ExitOK
+	}
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		if msg := ec.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		return ec.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "loratool: %v (see --help)\n", err)
+	return cliutil.ExitUsage
+}
