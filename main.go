@@ -12,6 +12,7 @@ import (
 
 	"github.com/loratool/loratool/inspect"
 	"github.com/loratool/loratool/internal/cliutil"
+	"github.com/loratool/loratool/merge"
 	"github.com/loratool/loratool/safetensors"
 )
 
@@ -39,7 +40,8 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 }
 
 func commands() []*cli.Command {
-	cmds := []*cli.Command{inspect.Command()}
+	merge.Version = version
+	cmds := []*cli.Command{inspect.Command(), merge.Command()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return cliutil.Usage("%v", err)

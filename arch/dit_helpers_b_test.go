@@ -241,6 +241,11 @@ func runArchB(t *testing.T, c archCaseB) {
 			if (e.Part == LLM || e.Comfy == "umt5xxl") != (e.Model == nil) {
 				t.Errorf("encoder %s: Model set = %v", e.Comfy, e.Model != nil)
 			}
+			// an encoder without a table accepts any name after its prefix,
+			// so only the unambiguous text_encoders.<name>. form may reach it
+			if e.Model == nil && (len(e.Kohya) > 0 || len(e.Diffusers) > 0) {
+				t.Errorf("encoder %s has no table but prefixes %v %v", e.Comfy, e.Kohya, e.Diffusers)
+			}
 		}
 		if !reflect.DeepEqual(encs, c.encoders) {
 			t.Errorf("encoders %v, want %v", encs, c.encoders)

@@ -114,7 +114,7 @@ func init() {
 			{Part: CLIPL, Comfy: "clip_l", Kohya: []string{"lora_te1_"}, Diffusers: []string{"text_encoder."}, Model: CLIPLParams, CheckpointPrefix: "text_encoders.clip_l.transformer."},
 			{Part: CLIPG, Comfy: "clip_g", Kohya: []string{"lora_te2_"}, Diffusers: []string{"text_encoder_2."}, Model: CLIPGParams, CheckpointPrefix: "text_encoders.clip_g.transformer."},
 			{Part: T5, Comfy: "t5xxl", Kohya: []string{"lora_te3_"}, Diffusers: []string{"text_encoder_3."}, Model: T5XXLParams, CheckpointPrefix: "text_encoders.t5xxl.transformer."},
-			{Part: LLM, Comfy: "llama", Diffusers: []string{"text_encoder_4."}, CheckpointPrefix: "text_encoders.llama.transformer."},
+			{Part: LLM, Comfy: "llama", CheckpointPrefix: "text_encoders.llama.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

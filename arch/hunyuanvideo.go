@@ -238,8 +238,8 @@ func init() {
 		Aliases:           hunyuanVideoAliases,
 		DiffusersPrefixes: []string{"transformer."},
 		Encoders: []Encoder{
-			{Part: LLM, Comfy: "llama", Diffusers: []string{"text_encoder."}, CheckpointPrefix: "text_encoders.llama.transformer."},
-			{Part: CLIPL, Comfy: "clip_l", Kohya: []string{"lora_te1_"}, Diffusers: []string{"text_encoder_2."}, Model: CLIPLParams, CheckpointPrefix: "text_encoders.clip_l.transformer."},
+			{Part: LLM, Comfy: "llama", CheckpointPrefix: "text_encoders.llama.transformer."},
+			{Part: CLIPL, Comfy: "clip_l", Kohya: []string{"lora_te1_"}, Model: CLIPLParams, CheckpointPrefix: "text_encoders.clip_l.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

@@ -89,7 +89,7 @@ func init() {
 		Aliases:           lumina2Aliases,
 		DiffusersPrefixes: []string{"transformer."},
 		Encoders: []Encoder{
-			{Part: LLM, Comfy: "gemma2_2b", Diffusers: []string{"text_encoder."}, CheckpointPrefix: "text_encoders.gemma2_2b.transformer."},
+			{Part: LLM, Comfy: "gemma2_2b", CheckpointPrefix: "text_encoders.gemma2_2b.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

@@ -88,7 +88,7 @@ func init() {
 		Aliases:           qwenImageAliases,
 		DiffusersPrefixes: []string{"transformer."},
 		Encoders: []Encoder{
-			{Part: LLM, Comfy: "qwen25_7b", Diffusers: []string{"text_encoder."}, CheckpointPrefix: "text_encoders.qwen25_7b.transformer."},
+			{Part: LLM, Comfy: "qwen25_7b", CheckpointPrefix: "text_encoders.qwen25_7b.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

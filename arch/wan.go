@@ -171,7 +171,7 @@ func init() {
 		Aliases:           wanAliases,
 		DiffusersPrefixes: []string{"transformer."},
 		Encoders: []Encoder{
-			{Part: T5, Comfy: "umt5xxl", Diffusers: []string{"text_encoder."}, CheckpointPrefix: "text_encoders.umt5xxl.transformer."},
+			{Part: T5, Comfy: "umt5xxl", CheckpointPrefix: "text_encoders.umt5xxl.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

@@ -55,7 +55,7 @@ func init() {
 		Aliases:           zImageAliases,
 		DiffusersPrefixes: []string{"transformer."},
 		Encoders: []Encoder{
-			{Part: LLM, Comfy: "qwen3_4b", Diffusers: []string{"text_encoder."}, CheckpointPrefix: "text_encoders.qwen3_4b.transformer."},
+			{Part: LLM, Comfy: "qwen3_4b", CheckpointPrefix: "text_encoders.qwen3_4b.transformer."},
 		},
 		DiffusionPrefix: "model.diffusion_model.",
 		VAEPrefix:       "vae.",

@@ -1,0 +1,621 @@
+package merge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loratool/loratool/adapter"
+	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/lora"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// Options control how a plan is executed.
+type Options struct {
+	// DType is the output dtype of floating-point tensors: "keep" (each
+	// tensor keeps the base's dtype; default), or a dtype name such as
+	// fp32, fp16, bf16, fp8 (e4m3fn), fp8_e5m2.
+	DType     string
+	Jobs      int // tensors computed in parallel (0 = cores)
+	Overwrite bool
+	// Progress is called with bytes written so far and the total.
+	Progress func(written, total int64)
+	// Version is recorded in the output metadata.
+	Version string
+}
+
+// Report is the outcome of a merge.
+type Report struct {
+	Output         string   `json:"output"`
+	Base           string   `json:"base"`
+	Architecture   string   `json:"architecture"`
+	LoRAs          []string `json:"loras"`
+	Patches        int      `json:"patches"`
+	PatchedTensors int      `json:"patched_tensors"`
+	Tensors        int      `json:"tensors"`
+	Unmatched      []Issue  `json:"unmatched"`
+	Skipped        []Issue  `json:"skipped"`
+	Warnings       []string `json:"warnings"`
+	// DeltaError is ‖stored − intended‖/‖intended‖ of the applied deltas
+	// over the whole model: how much of the LoRA's change the output dtype
+	// lost to rounding (0 for fp32 outputs).
+	DeltaError float64 `json:"delta_rel_error"`
+	// WorstTensor is the patched tensor whose delta lost most.
+	WorstTensor     string  `json:"worst_tensor,omitempty"`
+	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
+	Clamped         int     `json:"clamped_values"`
+	BytesWritten    int64   `json:"bytes_written"`
+	Seconds         float64 `json:"seconds"`
+	DryRun          bool    `json:"dry_run,omitempty"`
+}
+
+// outDType decides a tensor's output dtype.
+func outDType(in dtype.DType, want string) (dtype.DType, error) {
+	if want == "" || want == "keep" || !in.IsFloat() {
+		return in, nil
+	}
+	d, err := dtype.ParseUser(want)
+	if err != nil {
+		return 0, err
+	}
+	if !d.IsFloat() {
+		return 0, fmt.Errorf("--dtype %s is not a floating-point type", want)
+	}
+	return d, nil
+}
+
+// scaleKeyOf finds the per-tensor scale of a scaled-fp8 weight ("X.scale_weight"
+// in ComfyUI's older scaled_fp8 files, "X.weight_scale" in newer ones).
+func (p *Plan) scaleKeyOf(key string) (safetensors.TensorInfo, bool) {
+	mod, ok := strings.CutSuffix(key, ".weight")
+	if !ok {
+		return safetensors.TensorInfo{}, false
+	}
+	for _, k := range []string{mod + ".scale_weight", mod + ".weight_scale"} {
+		if t, ok := p.Base.Lookup(k); ok && t.NumElements() == 1 && t.DType.IsFloat() {
+			return t, true
+		}
+	}
+	return safetensors.TensorInfo{}, false
+}
+
+func isFP8(d dtype.DType) bool { return d == dtype.F8E4M3 || d == dtype.F8E5M2 }
+
+func fp8Max(d dtype.DType) float32 {
+	if d == dtype.F8E5M2 {
+		return dtype.MaxE5M2
+	}
+	return dtype.MaxE4M3
+}
+
+// Execute streams the merged checkpoint to out.
+func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, error) {
+	start := time.Now()
+	rep := p.baseReport(out)
+	if len(p.Unmatched) > 0 {
+		return rep, fmt.Errorf("%d LoRA tensors match nothing in %s (listed above; --allow-unmatched applies the rest)", len(p.Unmatched), filepath.Base(p.BasePath))
+	}
+	if !opt.Overwrite {
+		if _, err := os.Stat(out); err == nil {
+			return rep, fmt.Errorf("%s exists (use --overwrite)", out)
+		}
+	}
+	if abs, err := filepath.Abs(out); err == nil {
+		if babs, err := filepath.Abs(p.BasePath); err == nil && abs == babs {
+			return rep, fmt.Errorf("the output would replace the base %s; choose another -o", out)
+		}
+	}
+	// output specs
+	specs := make([]safetensors.TensorSpec, 0, len(p.Base.Tensors))
+	outDT := map[string]dtype.DType{}
+	scaleOf := map[string]string{} // scale tensor → weight it scales
+	for _, t := range p.Base.Tensors {
+		d, err := outDType(t.DType, opt.DType)
+		if err != nil {
+			return rep, err
+		}
+		if st, ok := p.scaleKeyOf(t.Name); ok && isFP8(t.DType) {
+			if d != t.DType {
+				return rep, fmt.Errorf("%s is a scaled-fp8 checkpoint: changing its dtype is not supported (omit --dtype)", p.BasePath)
+			}
+			scaleOf[st.Name] = t.Name
+		}
+		outDT[t.Name] = d
+		specs = append(specs, safetensors.TensorSpec{Name: t.Name, DType: d, Shape: t.Shape})
+	}
+	meta, err := p.outputMetadata(opt)
+	if err != nil {
+		return rep, err
+	}
+	// scaled fp8: the new per-tensor scales must be known before the scale
+	// tensors (F32, written before F8 weights in canonical order) are written
+	newScale := map[string]float32{}
+	for sk, wk := range scaleOf {
+		if len(p.ByKey[wk]) == 0 {
+			continue
+		}
+		ti, _ := p.Base.Lookup(wk)
+		w, err := p.compute(ti)
+		if err != nil {
+			return rep, err
+		}
+		var amax float32
+		for _, v := range w.Data {
+			if a := float32(math.Abs(float64(v))); a > amax && !math.IsInf(float64(a), 0) {
+				amax = a
+			}
+		}
+		s := amax / fp8Max(ti.DType)
+		if s == 0 {
+			s = 1
+		}
+		newScale[sk] = s
+		newScale[wk] = s
+	}
+	w, err := safetensors.Create(out, specs, meta)
+	if err != nil {
+		return rep, err
+	}
+	defer w.Abort()
+	if opt.Progress != nil {
+		total := w.FileSize()
+		w.SetProgress(func(n int64) { opt.Progress(n, total) })
+	}
+	order := w.Order()
+	jobs := opt.Jobs
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	type result struct {
+		data  []byte
+		stats tensorStats
+		err   error
+	}
+	results := make([]chan result, len(order))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	window := make(chan struct{}, 2*jobs) // bounds tensors in flight
+	work := make(chan int)
+	var wg sync.WaitGroup
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for j := 0; j < jobs; j++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				spec := order[i]
+				ti, _ := p.Base.Lookup(spec.Name)
+				var r result
+				if s, ok := newScale[spec.Name]; ok && scaleOf[spec.Name] != "" {
+					r.data = make([]byte, ti.End-ti.Begin)
+					_, r.err = dtype.Encode(ti.DType, []float32{s}, r.data)
+				} else {
+					r.data, r.stats, r.err = p.produce(ti, spec.DType, newScale[spec.Name], scaledBase(p, ti))
+				}
+				results[i] <- r
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		for i := range order {
+			select {
+			case window <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			select {
+			case work <- i:
+			case <-cctx.Done():
+				return
+			}
+		}
+	}()
+	var agg tensorStats
+	worst := -1.0
+	for i, spec := range order {
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			cancel()
+			wg.Wait()
+			return rep, ctx.Err()
+		}
+		<-window
+		if r.err != nil {
+			cancel()
+			wg.Wait()
+			return rep, fmt.Errorf("%s: %v", spec.Name, r.err)
+		}
+		if err := w.Write(spec.Name, r.data); err != nil {
+			cancel()
+			wg.Wait()
+			return rep, err
+		}
+		if r.stats.patched {
+			rep.PatchedTensors++
+			agg.intended += r.stats.intended
+			agg.lost += r.stats.lost
+			agg.clamped += r.stats.clamped
+			if r.stats.intended > 0 {
+				e := math.Sqrt(r.stats.lost / r.stats.intended)
+				if e > worst {
+					worst, rep.WorstTensor, rep.WorstDeltaError = e, spec.Name, e
+				}
+			}
+		}
+	}
+	wg.Wait()
+	if err := w.Commit(); err != nil {
+		return rep, err
+	}
+	if agg.intended > 0 {
+		rep.DeltaError = math.Sqrt(agg.lost / agg.intended)
+	}
+	rep.Clamped = agg.clamped
+	rep.BytesWritten = w.FileSize()
+	rep.Seconds = time.Since(start).Seconds()
+	if rep.DeltaError > 0.5 {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%.0f%% of the LoRA's change was lost to rounding in the output dtype; consider --dtype bf16 or fp16", 100*rep.DeltaError))
+	}
+	return rep, nil
+}
+
+// scaledBase returns the base's per-tensor fp8 scale for t (1 when none).
+func scaledBase(p *Plan, t safetensors.TensorInfo) float32 {
+	if !isFP8(t.DType) {
+		return 1
+	}
+	st, ok := p.scaleKeyOf(t.Name)
+	if !ok {
+		return 1
+	}
+	v, err := p.Base.Float32(st, nil)
+	if err != nil || len(v) != 1 {
+		return 1
+	}
+	return v[0]
+}
+
+type tensorStats struct {
+	patched        bool
+	intended, lost float64 // Σ intended², Σ (stored − intended)²
+	clamped        int
+}
+
+// produce returns the output bytes of one tensor.
+func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, baseScale float32) ([]byte, tensorStats, error) {
+	var st tensorStats
+	patches := p.ByKey[t.Name]
+	raw := p.Base.Bytes(t)
+	if len(patches) == 0 && out == t.DType {
+		return raw, st, nil // zero-copy from the mapping
+	}
+	if !t.DType.CanDecode() {
+		return nil, st, fmt.Errorf("cannot convert %s", t.DType)
+	}
+	var w *adapter.Tensor
+	var orig []float32
+	if len(patches) == 0 {
+		v, err := p.Base.Float32(t, nil)
+		if err != nil {
+			return nil, st, err
+		}
+		w = &adapter.Tensor{Shape: intShape(t.Shape), Data: v}
+	} else {
+		var err error
+		w, err = p.compute(t)
+		if err != nil {
+			return nil, st, err
+		}
+		orig, err = p.Base.Float32(t, nil)
+		if err != nil {
+			return nil, st, err
+		}
+		if baseScale != 1 {
+			for i := range orig {
+				orig[i] *= baseScale
+			}
+		}
+		st.patched = true
+	}
+	enc := w.Data
+	if newScale != 0 && newScale != 1 {
+		enc = make([]float32, len(w.Data))
+		for i, v := range w.Data {
+			enc[i] = v / newScale
+		}
+	}
+	n, err := dtype.Size(out, int64(len(enc)))
+	if err != nil {
+		return nil, st, err
+	}
+	buf := make([]byte, n)
+	es, err := dtype.Encode(out, enc, buf)
+	if err != nil {
+		return nil, st, err
+	}
+	st.clamped = es.Clamped
+	if st.patched {
+		// how much of the intended delta survived the output dtype
+		back := make([]float32, len(enc))
+		if err := dtype.Decode(out, buf, back); err != nil {
+			return nil, st, err
+		}
+		s := float32(1)
+		if newScale != 0 {
+			s = newScale
+		}
+		for i := range back {
+			intended := float64(w.Data[i]) - float64(orig[i])
+			stored := float64(back[i]*s) - float64(orig[i])
+			if math.IsNaN(intended) || math.IsInf(intended, 0) {
+				continue
+			}
+			st.intended += intended * intended
+			st.lost += (stored - intended) * (stored - intended)
+		}
+	}
+	return buf, st, nil
+}
+
+func intShape(s []int64) []int {
+	out := make([]int, len(s))
+	for i, d := range s {
+		out[i] = int(d)
+	}
+	return out
+}
+
+// compute decodes a base tensor to float32 (dequantising scaled fp8) and
+// applies its patches in order.
+func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
+	v, err := p.Base.Float32(t, nil)
+	if err != nil {
+		return nil, err
+	}
+	if s := scaledBase(p, t); s != 1 {
+		for i := range v {
+			v[i] *= s
+		}
+	}
+	w := &adapter.Tensor{Shape: intShape(t.Shape), Data: v}
+	for _, pt := range p.ByKey[t.Name] {
+		if err := p.apply(w, pt); err != nil {
+			return nil, fmt.Errorf("%s from %s: %v", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), err)
+		}
+	}
+	return w, nil
+}
+
+// apply runs one patch on the weight (or its row slice).
+func (p *Plan) apply(w *adapter.Tensor, pt *Patch) error {
+	m, err := p.adapterModule(pt)
+	if err != nil {
+		return err
+	}
+	view := w
+	if pt.Slice != nil {
+		rows := w.Shape[0]
+		rowLen := len(w.Data) / max(rows, 1)
+		off, size := int(pt.Slice.Offset), int(pt.Slice.Size)
+		shape := append([]int{size}, w.Shape[1:]...)
+		view = &adapter.Tensor{Shape: shape, Data: w.Data[off*rowLen : (off+size)*rowLen]}
+	}
+	if pt.Transpose {
+		if len(view.Shape) != 2 {
+			return fmt.Errorf("cannot transpose a %d-D weight", len(view.Shape))
+		}
+		tv := transpose(view)
+		if _, err := adapter.Apply(tv, m, p.adapterOptions(pt)); err != nil {
+			return err
+		}
+		copy(view.Data, transpose(tv).Data)
+		return nil
+	}
+	if pt.Swap {
+		d, err := adapter.Delta(m, view.Shape)
+		if err != nil {
+			return fmt.Errorf("swapped shift/scale target: %v", err)
+		}
+		half := len(d.Data) / 2
+		f := float32(pt.Strength)
+		for i := 0; i < half; i++ {
+			view.Data[i] += f * d.Data[half+i]
+			view.Data[half+i] += f * d.Data[i]
+		}
+		return nil
+	}
+	res, err := adapter.Apply(view, m, p.adapterOptions(pt))
+	if err != nil {
+		return err
+	}
+	if res != view {
+		return fmt.Errorf("the LoRA reshapes the weight (%v → %v), which a checkpoint merge cannot do", view.Shape, res.Shape)
+	}
+	return nil
+}
+
+func (p *Plan) adapterOptions(pt *Patch) adapter.Options {
+	o := adapter.DefaultOptions(float32(pt.Strength))
+	if p.lycoris {
+		o.DoRAComfyQuirk, o.OFTStrengthSquared = false, false
+	}
+	return o
+}
+
+func transpose(t *adapter.Tensor) *adapter.Tensor {
+	r, c := t.Shape[0], t.Shape[1]
+	out := &adapter.Tensor{Shape: []int{c, r}, Data: make([]float32, len(t.Data))}
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			out.Data[j*r+i] = t.Data[i*c+j]
+		}
+	}
+	return out
+}
+
+// adapterRoles maps grammar roles onto adapter roles.
+var adapterRoles = map[string]string{
+	lora.RoleWNorm: adapter.RoleDiff,
+}
+
+// adapterModule decodes a patch's LoRA tensors.
+func (p *Plan) adapterModule(pt *Patch) (*adapter.Module, error) {
+	lf := p.LoRAs[pt.Input]
+	m := &adapter.Module{Algo: adapter.Algo(pt.Algo), Tensors: map[string]*adapter.Tensor{}}
+	load := func(role, key string) error {
+		ti, ok := lf.Lookup(key)
+		if !ok {
+			return fmt.Errorf("missing tensor %s", key)
+		}
+		v, err := lf.Float32(ti, nil)
+		if err != nil {
+			return err
+		}
+		m.Tensors[role] = &adapter.Tensor{Shape: intShape(ti.Shape), Data: v}
+		return nil
+	}
+	if pt.Bias {
+		m.Algo = adapter.Diff
+		ref, ok := pt.Module.Tensors[lora.RoleDiffB]
+		if !ok {
+			ref = pt.Module.Tensors[lora.RoleBNorm]
+		}
+		return m, load(adapter.RoleDiff, ref.Key)
+	}
+	for role, ref := range pt.Module.Tensors {
+		switch role {
+		case lora.RoleDiffB, lora.RoleBNorm:
+			continue
+		}
+		ar := role
+		if r, ok := adapterRoles[role]; ok {
+			ar = r
+		}
+		if err := load(ar, ref.Key); err != nil {
+			return nil, err
+		}
+	}
+	if ds, ok := m.Tensors[adapter.RoleDoRAScale]; ok && len(ds.Shape) == 1 {
+		// PEFT lora_magnitude_vector [out] is the output-axis magnitude
+		ds.Shape = []int{ds.Shape[0], 1}
+	}
+	if a, ok := m.Tensors[lora.RoleAlpha]; ok {
+		if len(a.Data) != 1 {
+			return nil, fmt.Errorf("alpha is not a scalar")
+		}
+		v := a.Data[0]
+		m.Alpha = &v
+		delete(m.Tensors, lora.RoleAlpha)
+	}
+	return m, nil
+}
+
+func (p *Plan) baseReport(out string) *Report {
+	r := &Report{Output: out, Base: p.BasePath, Architecture: p.Arch.ID, Patches: len(p.Patches), Tensors: len(p.Base.Tensors),
+		Unmatched: p.Unmatched, Skipped: p.Skipped, Warnings: append([]string(nil), p.Warnings...)}
+	if r.Unmatched == nil {
+		r.Unmatched = []Issue{}
+	}
+	if r.Skipped == nil {
+		r.Skipped = []Issue{}
+	}
+	for _, in := range p.Inputs {
+		r.LoRAs = append(r.LoRAs, in.Path)
+	}
+	return r
+}
+
+// dataHash is the SHA-256 of a safetensors file's data section (AutoV3,
+// kohya's sshs_model_hash).
+func dataHash(f *safetensors.File) (string, error) {
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	if _, err := fh.Seek(f.DataOffset, io.SeekStart); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type mergedLoRA struct {
+	File          string  `json:"file"`
+	StrengthModel float64 `json:"strength_model"`
+	StrengthClip  float64 `json:"strength_clip"`
+	SHA256Data    string  `json:"sshs_model_hash"`
+	Architecture  string  `json:"architecture"`
+}
+
+// outputMetadata keeps the base's metadata and records the merged LoRAs.
+func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
+	meta := map[string]string{}
+	for k, v := range p.Base.Metadata {
+		meta[k] = v
+	}
+	var list []mergedLoRA
+	var titles []string
+	if prev := meta["modelspec.merged_from"]; prev != "" {
+		titles = append(titles, prev)
+	}
+	for i, in := range p.Inputs {
+		h, err := dataHash(p.LoRAs[i])
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(in.Path)
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, SHA256Data: h, Architecture: p.LoRAArch[i]})
+		title := p.LoRAs[i].Metadata["modelspec.title"]
+		if title == "" {
+			title = strings.TrimSuffix(name, filepath.Ext(name))
+		}
+		titles = append(titles, fmt.Sprintf("%s:%g", title, in.StrengthModel))
+	}
+	var prev []mergedLoRA
+	if old := meta["loratool.merged_loras"]; old != "" {
+		json.Unmarshal([]byte(old), &prev)
+	}
+	b, _ := json.Marshal(append(prev, list...))
+	meta["loratool.merged_loras"] = string(b)
+	meta["modelspec.merged_from"] = strings.Join(titles, ",")
+	if meta["modelspec.architecture"] == "" && p.Arch.ModelSpec != "" {
+		meta["modelspec.architecture"] = p.Arch.ModelSpec
+	}
+	if meta["modelspec.sai_model_spec"] == "" {
+		meta["modelspec.sai_model_spec"] = "1.0.1"
+	}
+	v := opt.Version
+	if v == "" {
+		v = "dev"
+	}
+	meta["loratool.version"] = v
+	delete(meta, "sshs_model_hash") // the data changed
+	delete(meta, "sshs_legacy_hash")
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return meta, nil
+}
