@@ -84,11 +84,11 @@ type stSource struct {
 	byName map[string]safetensors.TensorInfo
 }
 
-func (s *stSource) Tensors() []srcTensor           { return s.ts }
-func (s *stSource) Metadata() map[string]string    { return s.f.Metadata }
-func (s *stSource) Size() int64                    { return s.f.FileSize }
-func (s *stSource) Close() error                   { return s.f.Close() }
-func (s *stSource) Skipped() []string              { return nil }
+func (s *stSource) Tensors() []srcTensor                 { return s.ts }
+func (s *stSource) Metadata() map[string]string          { return s.f.Metadata }
+func (s *stSource) Size() int64                          { return s.f.FileSize }
+func (s *stSource) Close() error                         { return s.f.Close() }
+func (s *stSource) Skipped() []string                    { return nil }
 func (s *stSource) info(n string) safetensors.TensorInfo { return s.byName[n] }
 func (s *stSource) Read(t srcTensor) ([]byte, error) {
 	ti, ok := s.byName[t.Name]

@@ -229,11 +229,20 @@ func extractPart(s *settings, j *job, pt part, data []float32) (result, string, 
 	if up.Rows == 0 {
 		return r, "", fmt.Errorf("%s: tensor %s: SVD returned no factors", s.Tuned, j.key)
 	}
-	var head float64
+	// with the full spectrum the tail energy is summed directly (exact for
+	// tiny errors); otherwise it is total − kept, resolved to about 1e-7
+	// of the total (float32 singular values)
+	var head, tail float64
 	for _, v := range spec[:k] {
 		head += v * v
 	}
-	tail := max(0, res.TotalFro2-head)
+	if len(spec) == mn {
+		for _, v := range spec[k:] {
+			tail += v * v
+		}
+	} else {
+		tail = max(0, res.TotalFro2-head)
+	}
 	rep := ModuleReport{
 		Name: pt.name, Key: j.key, Kind: j.kind, Rank: k, Method: method,
 		DeltaNorm: math.Sqrt(res.TotalFro2), MaxAbs: maxAbs,

@@ -336,3 +336,7 @@ func TestParseInput(t *testing.T) {
 		}
 	}
 }
+
+func fixtureModule(up, down string) fixture.Module {
+	return fixture.Module{Roles: map[string]string{"up": up, "down": down}}
+}

@@ -1,0 +1,210 @@
+package merge
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// writeSparse writes a safetensors file of zeros with the given tensors
+// without writing the data: the file is extended with Truncate, so a
+// full-size 2 GB checkpoint costs no disk space.
+func writeSparse(t *testing.T, path string, ps []arch.Param, dt dtype.DType) {
+	t.Helper()
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	hdr := map[string]any{}
+	var off int64
+	for _, p := range ps {
+		d := dt
+		if p.DType != "" {
+			d, _ = dtype.Parse(p.DType)
+		}
+		n := int64(1)
+		for _, x := range p.Shape {
+			n *= x
+		}
+		size, err := dtype.Size(d, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr[p.Name] = map[string]any{"dtype": d.String(), "shape": p.Shape, "data_offsets": []int64{off, off + size}}
+		off += size
+	}
+	js, _ := json.Marshal(hdr)
+	for len(js)%8 != 0 {
+		js = append(js, ' ')
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
+	f.Write(n[:])
+	f.Write(js)
+	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func corpusFiles(t *testing.T) string {
+	d := filepath.Join("..", "..", "shared", "corpus", "files")
+	if _, err := os.Stat(d); err != nil {
+		t.Skip("../shared/corpus not available")
+	}
+	return d
+}
+
+// TestCorpusLoRAsMapOntoFullSizeCheckpoints: every real LoRA in the corpus
+// maps onto a full-size synthetic single-file checkpoint of its
+// architecture with zero unmatched keys and every shape checked.
+func TestCorpusLoRAsMapOntoFullSizeCheckpoints(t *testing.T) {
+	dir := corpusFiles(t)
+	tmp := t.TempDir()
+	ckpts := map[string]string{}
+	for _, c := range []struct{ file, arch string }{
+		{"lycoris-lokr-sd15-r4_smart_falcon_4_lokr.safetensors", "sd1"},
+		{"lycoris-lokr-sd15-r8_smart_falcon_8_lokr.safetensors", "sd1"},
+		{"lycoris-lokr-sd15-r16_smart_falcon_16_lokr.safetensors", "sd1"},
+		{"cloneofsimo-sd15-r4_analog_svd_rank4.safetensors", "sd1"},
+		{"cloneofsimo-sd15-r1-pti_lora_disney.safetensors", "sd1"},
+		{"cloneofsimo-sd15inpaint-r1-pti_lora_disney_inpainting.safetensors", "sd1"},
+		{"diffusers-attnproc-sd15-r4_pokemon-diffusers.safetensors", "sd1"},
+		{"diffusers-loradot-sd15-r4_timohavdk.safetensors", "sd1"},
+		{"nonstandard-lora_unet_unet-sd15-r4_timohavdk_new.safetensors", "sd1"},
+		{"diffusers-loradot-sd2x-r4-bf16_vfph55.safetensors", "sd2"},
+		{"diffusers-loradot-sd2x-r4_justinjiang.safetensors", "sd2"},
+		{"diffusers-flux-partial-r16_leighwoods.safetensors", "flux1"},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			base := ckpts[c.arch]
+			if base == "" {
+				a, _ := arch.ByID(c.arch)
+				base = filepath.Join(tmp, c.arch+".safetensors")
+				ps := arch.CheckpointParams(a, arch.Full)
+				if a.Part == arch.DiT {
+					ps = a.Params(arch.Full) // a bare diffusion-model file, like flux1-dev.safetensors
+				}
+				writeSparse(t, base, ps, dtype.F16)
+				ckpts[c.arch] = base
+			}
+			plan, err := NewPlan(base, []Input{{Path: filepath.Join(dir, c.file), StrengthModel: 1, StrengthClip: 1}}, PlanOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plan.Close()
+			if plan.Arch.ID != c.arch {
+				t.Fatalf("checkpoint detected as %s", plan.Arch.ID)
+			}
+			if len(plan.Unmatched) != 0 {
+				t.Fatalf("%d unmatched, e.g. %v", len(plan.Unmatched), plan.Unmatched[0])
+			}
+			modules := map[string]bool{}
+			for _, p := range plan.Patches {
+				modules[p.Module.Prefix] = true
+			}
+			if len(modules) != len(plan.Analyses[0].Modules) {
+				t.Fatalf("%d of %d modules patched", len(modules), len(plan.Analyses[0].Modules))
+			}
+		})
+	}
+}
+
+// TestCorpusLoRAMergeExecutes merges a real SD1.5 LoRA into a full-size
+// checkpoint holding the tensors it targets (sparse zeros), and checks the
+// output equals the LoRA's delta there.
+func TestCorpusLoRAMergeExecutes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes ~200 MB")
+	}
+	dir := corpusFiles(t)
+	tmp := t.TempDir()
+	a, _ := arch.ByID("sd1")
+	full := filepath.Join(tmp, "full.safetensors")
+	writeSparse(t, full, arch.CheckpointParams(a, arch.Full), dtype.F16)
+	loraPath := filepath.Join(dir, "diffusers-loradot-sd15-r4_timohavdk.safetensors")
+	plan, err := NewPlan(full, []Input{{Path: loraPath, StrengthModel: 1, StrengthClip: 1}}, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	for _, p := range plan.Patches {
+		keep[p.Key] = true
+	}
+	plan.Close()
+	var sub []arch.Param
+	for _, p := range arch.CheckpointParams(a, arch.Full) {
+		if keep[p.Name] {
+			sub = append(sub, p)
+		}
+	}
+	base := filepath.Join(tmp, "sub.safetensors")
+	writeSparse(t, base, sub, dtype.F16)
+	plan, err = NewPlan(base, []Input{{Path: loraPath, StrengthModel: 1, StrengthClip: 1}}, PlanOptions{Arch: "sd1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plan.Close()
+	out := filepath.Join(tmp, "out.safetensors")
+	if _, err := plan.Execute(context.Background(), out, Options{DType: "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+	lf, _ := safetensors.Open(loraPath)
+	defer lf.Close()
+	mf, _ := safetensors.Open(out)
+	defer mf.Close()
+	// unet.<diffusers module>.lora.up.weight → the base key via the SD1
+	// block arithmetic written out here independently for attention modules
+	checked := 0
+	for _, ti := range lf.Tensors {
+		prefix, ok := strings.CutSuffix(ti.Name, ".lora.up.weight")
+		if !ok || !strings.Contains(prefix, "attn2.to_k") {
+			continue
+		}
+		key := sd1AttentionKey(strings.TrimPrefix(prefix, "unet."))
+		m := fixtureModule(prefix+".lora.up.weight", prefix+".lora.down.weight")
+		d, _, _ := loraDelta(t, lf, m)
+		got, _ := f64(t, mf, key+".weight")
+		for i := range d {
+			// the base is zero, so the output is the delta (fp32 output)
+			if diff := got[i] - d[i]; diff > 1e-6 || diff < -1e-6 {
+				t.Fatalf("%s[%d] = %g, want %g", key, i, got[i], d[i])
+			}
+		}
+		checked++
+	}
+	if checked != 16 {
+		t.Fatalf("checked %d attn2.to_k modules, want 16", checked)
+	}
+}
+
+// sd1AttentionKey maps a diffusers SD1.5 attention module path to the LDM
+// checkpoint key by the UNet's block arithmetic (down: input_blocks
+// 3·b+1+a; mid: middle_block.1; up: output_blocks 3·b+a).
+func sd1AttentionKey(d string) string {
+	var b, a int
+	var rest string
+	switch {
+	case strings.HasPrefix(d, "down_blocks."):
+		fmt.Sscanf(d, "down_blocks.%d.attentions.%d.", &b, &a)
+		rest = d[strings.Index(d, ".transformer_blocks"):]
+		return fmt.Sprintf("model.diffusion_model.input_blocks.%d.1%s", 3*b+1+a, rest)
+	case strings.HasPrefix(d, "up_blocks."):
+		fmt.Sscanf(d, "up_blocks.%d.attentions.%d.", &b, &a)
+		rest = d[strings.Index(d, ".transformer_blocks"):]
+		return fmt.Sprintf("model.diffusion_model.output_blocks.%d.1%s", 3*b+a, rest)
+	}
+	rest = d[strings.Index(d, ".transformer_blocks"):]
+	return "model.diffusion_model.middle_block.1" + rest
+}
