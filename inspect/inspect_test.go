@@ -1,0 +1,219 @@
+package inspect
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/loratool/loratool/arch"
+)
+
+func corpus(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join("..", "..", "shared", "corpus")
+	if _, err := os.Stat(filepath.Join(d, "expected.json")); err != nil {
+		t.Skip("../shared/corpus not available")
+	}
+	return d
+}
+
+type expected struct {
+	Kind         string          `json:"kind"`
+	Architecture json.RawMessage `json:"architecture"`
+	Preferred    string          `json:"preferred"`
+	Targets      []string        `json:"targets"`
+	Components   []string        `json:"components"`
+	Algorithms   []string        `json:"algorithms"`
+	Rank         *MinMax         `json:"rank"`
+}
+
+func loadExpected(t *testing.T, dir string) map[string]map[string]expected {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]expected{}
+	for _, s := range []string{"files", "keys", "checkpoints"} {
+		m := map[string]expected{}
+		if err := json.Unmarshal(raw[s], &m); err != nil {
+			t.Fatal(err)
+		}
+		out[s] = m
+	}
+	return out
+}
+
+// sparseFromListing writes a safetensors file (zeros, sparse) with the
+// listing's keys and shapes; keys without shapes get shape [1].
+func sparseFromListing(t *testing.T, listing, out string) {
+	t.Helper()
+	b, err := os.ReadFile(listing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l struct {
+		Keys   []string           `json:"keys"`
+		Shapes map[string][]int64 `json:"shapes"`
+		DTypes map[string]string  `json:"dtypes"`
+		Meta   map[string]string  `json:"metadata"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		t.Fatal(err)
+	}
+	hdr := map[string]any{}
+	if len(l.Meta) > 0 {
+		hdr["__metadata__"] = l.Meta
+	}
+	keys := append([]string(nil), l.Keys...)
+	sort.Strings(keys)
+	var off int64
+	for _, k := range keys {
+		shape, ok := l.Shapes[k]
+		if !ok {
+			shape = []int64{1}
+			if strings.HasSuffix(k, ".alpha") {
+				shape = []int64{}
+			}
+		}
+		n := int64(2)
+		for _, d := range shape {
+			n *= d
+		}
+		dt := "F16"
+		if l.DTypes[k] == "I64" {
+			dt, n = "I64", n*4
+		}
+		hdr[k] = map[string]any{"dtype": dt, "shape": shape, "data_offsets": []int64{off, off + n}}
+		off += n
+	}
+	js, _ := json.Marshal(hdr)
+	for len(js)%8 != 0 {
+		js = append(js, ' ')
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
+	f.Write(n[:])
+	f.Write(js)
+	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkReport(t *testing.T, r *Report, e expected, isCheckpoint bool) {
+	t.Helper()
+	if r.Error != "" {
+		t.Fatalf("error: %s", r.Error)
+	}
+	if r.Kind != e.Kind {
+		t.Errorf("kind %s, want %s", r.Kind, e.Kind)
+	}
+	var one string
+	var list []string
+	if json.Unmarshal(e.Architecture, &one) != nil {
+		json.Unmarshal(e.Architecture, &list)
+	}
+	switch {
+	case one != "" && r.Architecture != one:
+		t.Errorf("architecture %s, want %s", r.Architecture, one)
+	case one == "" && e.Preferred != "" && r.Architecture != e.Preferred:
+		t.Errorf("architecture %s, want preferred %s of %v", r.Architecture, e.Preferred, list)
+	case one == "" && e.Preferred == "":
+		ok := false
+		for _, a := range list {
+			ok = ok || a == r.Architecture
+		}
+		if !ok {
+			t.Errorf("architecture %s, want one of %v", r.Architecture, list)
+		}
+	}
+	want := e.Targets
+	if isCheckpoint {
+		want = e.Components
+	}
+	want = append([]string(nil), want...)
+	sort.Strings(want)
+	if !reflect.DeepEqual(r.Targets, want) {
+		t.Errorf("targets %v, want %v", r.Targets, want)
+	}
+	if !isCheckpoint {
+		wa := append([]string(nil), e.Algorithms...)
+		sort.Strings(wa)
+		if !reflect.DeepEqual(r.Algorithms, wa) {
+			t.Errorf("algorithms %v, want %v", r.Algorithms, wa)
+		}
+		if e.Rank != nil && (r.Rank == nil || *r.Rank != *e.Rank) {
+			t.Errorf("rank %v, want %v", r.Rank, e.Rank)
+		}
+	}
+}
+
+// TestCorpus runs the whole inspect pipeline on every corpus entry: the
+// real files, and sparse files built from the key listings and checkpoint
+// key lists (real names and shapes, zero data).
+func TestCorpus(t *testing.T) {
+	dir := corpus(t)
+	exp := loadExpected(t, dir)
+	tmp := t.TempDir()
+	for name, e := range exp["files"] {
+		t.Run("files/"+name, func(t *testing.T) {
+			checkReport(t, File(filepath.Join(dir, "files", name), Options{}), e, false)
+		})
+	}
+	for name, e := range exp["keys"] {
+		t.Run("keys/"+name, func(t *testing.T) {
+			p := filepath.Join(tmp, strings.TrimSuffix(name, ".json")+".safetensors")
+			sparseFromListing(t, filepath.Join(dir, "keys", name), p)
+			checkReport(t, File(p, Options{HeadersOnly: true}), e, false)
+		})
+	}
+	for name, e := range exp["checkpoints"] {
+		t.Run("checkpoints/"+name, func(t *testing.T) {
+			p := filepath.Join(tmp, strings.TrimSuffix(name, ".json")+".safetensors")
+			sparseFromListing(t, filepath.Join(dir, "checkpoint-keys", name), p)
+			checkReport(t, File(p, Options{}), e, true)
+		})
+	}
+}
+
+func TestFormatsDocListsRegistry(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "formats.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range arch.IDs() {
+		if !strings.Contains(string(b), "| `"+id+"` |") {
+			t.Errorf("docs/formats.md does not list architecture %s", id)
+		}
+	}
+}
+
+func TestTriggerWords(t *testing.T) {
+	for _, tc := range []struct {
+		meta map[string]string
+		want []string
+	}{
+		{map[string]string{"modelspec.trigger_phrase": "pixel_art, 8bit"}, []string{"pixel_art", "8bit"}},
+		{map[string]string{"ss_tag_frequency": `{"10_pxl": {"pxl": 30, "sky": 2}, "5_b": {"sky": 4, "tree": 1}}`}, []string{"pxl", "sky", "tree"}},
+		{map[string]string{"ss_tag_frequency": `{"1_ohwx": {"ohwx": 1}}`, "modelspec.trigger_phrase": "ohwx"}, []string{"ohwx"}},
+		{map[string]string{}, []string{}},
+	} {
+		if got := TriggerWords(tc.meta); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("TriggerWords(%v) = %v, want %v", tc.meta, got, tc.want)
+		}
+	}
+}
