@@ -3,9 +3,11 @@ package convert
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/lora"
@@ -85,7 +87,14 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	var head, total float64
 	var sumRet float64
 	ranks := map[int]bool{}
-	for _, m := range an.Modules {
+	type slot struct {
+		rep  moduleOutcome
+		outs []outTensor
+		err  error
+	}
+	slots := make([]slot, len(an.Modules))
+	var todo []int
+	for i, m := range an.Modules {
 		algos := m.Algorithms()
 		plain := len(algos) > 0
 		for _, a := range algos {
@@ -95,14 +104,37 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 			bad = append(bad, m.Prefix+" ("+strings.Join(algos, "+")+")")
 			continue
 		}
-		rep, outs, err := resizeModule(src, refs, m, opt)
-		if err != nil {
-			return fmt.Errorf("module %s: %v", m.Prefix, err)
+		todo = append(todo, i)
+	}
+	if len(bad) == 0 {
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					sl := &slots[i]
+					sl.rep, sl.outs, sl.err = resizeModule(src, refs, an.Modules[i], opt)
+				}
+			}()
 		}
+		for _, i := range todo {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+	}
+	for _, i := range todo {
+		m, sl := an.Modules[i], slots[i]
+		if sl.err != nil {
+			return fmt.Errorf("module %s: %v", m.Prefix, sl.err)
+		}
+		rep := sl.rep
 		for _, ref := range m.Tensors {
 			used[ref.Key] = true
 		}
-		ts = append(ts, outs...)
+		ts = append(ts, sl.outs...)
 		res.Modules = append(res.Modules, rep.ModuleReport)
 		head += rep.head
 		total += rep.total

@@ -204,10 +204,16 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		}
 		r.Warnings = append(r.Warnings, "only text-encoder modules: the diffusion architecture cannot be told from this file")
 	}
+	var misfit []*lora.Module
 	for _, m := range an.Modules {
 		if m.Target != nil && m.Target.Arch != nil && shapeMismatch(m) {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s: shape does not fit %s %v", m.Prefix, m.Target.Param, m.Target.Shape))
+			misfit = append(misfit, m)
 		}
+	}
+	if len(misfit) > 0 {
+		m := misfit[0]
+		rows, cols, _ := m.DeltaShape()
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules have shapes that do not fit the full-size %s model (e.g. %s: %d×%d for %s %v): a reduced-size, pruned or other-variant model", len(misfit), len(an.Modules), m.Target.Arch.ID, m.Prefix, rows, cols, m.Target.Param, m.Target.Shape))
 	}
 	return fit
 }

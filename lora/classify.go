@@ -89,6 +89,7 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 		cands = append(cands, c)
 	}
 	arch.Rank(cands)
+	preferDeclared(cands, an.Meta)
 	f := Fit{Candidates: cands, Confidence: "none"}
 	if len(cands) == 0 || cands[0].Resolved == 0 {
 		f.Unresolved = an.Modules
@@ -270,4 +271,29 @@ func encoderWidth(ps []arch.Param) int64 {
 		}
 	}
 	return 0
+}
+
+// preferDeclared moves, among the leading candidates that fit exactly
+// equally well, the one the file's metadata names (ss_base_model_version
+// or modelspec.architecture) to the front.
+func preferDeclared(cs []arch.Candidate, meta map[string]string) {
+	if len(cs) < 2 || len(meta) == 0 {
+		return
+	}
+	declared := func(a *arch.Arch) bool {
+		if v := meta["ss_base_model_version"]; v != "" && a.KohyaVersion != "" && v == a.KohyaVersion {
+			return true
+		}
+		ms := meta["modelspec.architecture"]
+		return ms != "" && a.ModelSpec != "" && (ms == a.ModelSpec || strings.HasPrefix(ms, a.ModelSpec+"/"))
+	}
+	for i := 1; i < len(cs); i++ {
+		if cs[i].Resolved != cs[0].Resolved || cs[i].ShapeFit != cs[0].ShapeFit {
+			break
+		}
+		if declared(cs[i].Arch) && !declared(cs[0].Arch) {
+			cs[0], cs[i] = cs[i], cs[0]
+			return
+		}
+	}
 }

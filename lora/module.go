@@ -209,12 +209,14 @@ type Analysis struct {
 	Other []TensorRef
 	// Conventions counts tensors per suffix family.
 	Conventions map[string]int
+	// Meta is the file's metadata (a tie-breaker for the architecture).
+	Meta map[string]string
 }
 
 // Analyze groups tensors into modules. meta is the file's metadata (used
 // for cloneofsimo token embeddings marked "<embed>").
 func Analyze(tensors []TensorRef, meta map[string]string) *Analysis {
-	an := &Analysis{Conventions: map[string]int{}}
+	an := &Analysis{Conventions: map[string]int{}, Meta: meta}
 	byPrefix := map[string]*Module{}
 	var order []string
 	onInput := map[string]bool{}
