@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v3"
 
@@ -52,6 +53,16 @@ func commands() []*cli.Command {
 
 func main() {
 	safetensors.CleanupOnSignal()
+	// LORATOOL_CPUPROFILE=file writes a CPU profile (for benchmarking).
+	if p := os.Getenv("LORATOOL_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(os.Args)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args))
 }
 

@@ -137,13 +137,17 @@ func runBatch(jobs []job, n int, fn func(job) (any, error), report func(any, err
 	wg.Wait()
 }
 
-var batchFlags = []cli.Flag{
-	&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output file (single input only)"},
-	&cli.StringFlag{Name: "out-dir", Usage: "write outputs here, mirroring each input folder's tree"},
-	&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files processed in parallel (default: number of cores)"},
-	&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
-	&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
-	&cli.StringFlag{Name: "dtype", Usage: "convert float tensors to fp32, fp16, bf16, fp8_e4m3fn or fp8_e5m2 (round to nearest even)"},
+// batchFlags returns fresh instances of the flags convert and resize share
+// (urfave/cli flags keep state, so each command needs its own).
+func batchFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output file (single input only)"},
+		&cli.StringFlag{Name: "out-dir", Usage: "write outputs here, mirroring each input folder's tree"},
+		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files processed in parallel (default: number of cores)"},
+		&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
+		&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
+		&cli.StringFlag{Name: "dtype", Usage: "convert float tensors to fp32, fp16, bf16, fp8_e4m3fn or fp8_e5m2 (round to nearest even)"},
+	}
 }
 
 func parseBatch(cmd *cli.Command, suffix string, exts []string) ([]job, []error, dtype.DType, error) {
@@ -207,7 +211,7 @@ Examples:
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
 			&cli.BoolFlag{Name: "approximate", Usage: "convert modules the target cannot express via delta + SVD"},
 			&cli.IntFlag{Name: "rank", Usage: "rank for --approximate (default: the module's rank)"},
-		}, batchFlags...),
+		}, batchFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			to := cmd.String("to")
 			if to != "" && !validFormat(to) {
@@ -291,7 +295,7 @@ Examples:
 			&cli.IntFlag{Name: "rank", Aliases: []string{"r"}, Usage: "new rank (with --rank-rule: the maximum)"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "sv_fro:F, sv_ratio:T, sv_cumulative:F or fixed:N"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every module's report"},
-		}, batchFlags...),
+		}, batchFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			var rule svd.Rule
 			n := int(cmd.Int("rank"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -13,6 +14,11 @@ import (
 
 	"github.com/loratool/loratool/internal/cliutil"
 )
+
+// SoftMemoryLimit is the Go heap soft limit the command sets unless
+// GOMEMLIMIT is given (the live set is a few decoded tensors plus the
+// output factors).
+const SoftMemoryLimit = 640 << 20
 
 // Command returns the `loratool extract` command.
 func Command() *cli.Command {
@@ -89,6 +95,11 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 			}
 			if opt.TEMinDiff == 0 {
 				opt.TEMinDiff = -1 // an explicit 0 means "any difference"
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				// the SVD temporaries are short-lived garbage: a soft limit
+				// keeps the heap near the live set instead of twice it
+				debug.SetMemoryLimit(SoftMemoryLimit)
 			}
 			var bar *cliutil.Bar
 			progress := func(done, total int64) {

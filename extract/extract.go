@@ -90,14 +90,14 @@ type Options struct {
 
 // ModuleReport describes one extracted module.
 type ModuleReport struct {
-	Name      string  `json:"name"`            // LoRA module prefix in the output
-	Key       string  `json:"key"`             // checkpoint tensor
-	Rows      []int64 `json:"rows,omitempty"`  // [first, end) rows of a fused tensor
-	Shape     []int64 `json:"shape"`           // shape of the (sliced) weight
-	Kind      string  `json:"kind"`            // linear, conv1x1, conv
-	Rank      int     `json:"rank"`            // rank kept
-	Retained  float64 `json:"retained"`        // kept fraction of ‖Δ‖_F
-	RelError  float64 `json:"rel_error"`       // ‖Δ − LoRA‖_F / ‖Δ‖_F before clamp and rounding
+	Name      string  `json:"name"`           // LoRA module prefix in the output
+	Key       string  `json:"key"`            // checkpoint tensor
+	Rows      []int64 `json:"rows,omitempty"` // [first, end) rows of a fused tensor
+	Shape     []int64 `json:"shape"`          // shape of the (sliced) weight
+	Kind      string  `json:"kind"`           // linear, conv1x1, conv
+	Rank      int     `json:"rank"`           // rank kept
+	Retained  float64 `json:"retained"`       // kept fraction of ‖Δ‖_F
+	RelError  float64 `json:"rel_error"`      // ‖Δ − LoRA‖_F / ‖Δ‖_F before clamp and rounding
 	Clamped   int     `json:"clamped,omitempty"`
 	ClampErr  float64 `json:"clamp_rel_error,omitempty"` // measured error after the clamp
 	DeltaNorm float64 `json:"delta_norm"`                // ‖Δ‖_F

@@ -133,12 +133,12 @@ func archCases() []struct {
 		changes []change
 	}{
 		{"sd1", false, []change{
-			{suffix: "attn1.to_q.weight", minDim: 40, signal: sig, floor: 0.02},            // linear, randomized
-			{suffix: "attn2.to_k.weight", minDim: 10, signal: sig[:2]},                     // exact low rank (2 < 4)
-			{suffix: "proj_in.weight", minDim: 10, signal: sig, floor: 0.01},               // 1×1 conv
-			{suffix: "in_layers.2.weight", minDim: 10, signal: sig, floor: 0.01},           // 3×3 conv: LoCon
-			{suffix: "ff.net.0.proj.weight", minDim: 20, signal: sig, floor: 0.03},         // tall, randomized
-			{suffix: "time_embed.0.weight", minDim: 10, signal: []float64{1, 0.5, 0.25}},   // linear outside blocks
+			{suffix: "attn1.to_q.weight", minDim: 40, signal: sig, floor: 0.02},           // linear, randomized
+			{suffix: "attn2.to_k.weight", minDim: 10, signal: sig[:2]},                    // exact low rank (2 < 4)
+			{suffix: "proj_in.weight", minDim: 10, signal: sig, floor: 0.01},              // 1×1 conv
+			{suffix: "in_layers.2.weight", minDim: 10, signal: sig, floor: 0.01},          // 3×3 conv: LoCon
+			{suffix: "ff.net.0.proj.weight", minDim: 20, signal: sig, floor: 0.03},        // tall, randomized
+			{suffix: "time_embed.0.weight", minDim: 10, signal: []float64{1, 0.5, 0.25}},  // linear outside blocks
 			{suffix: "output_blocks.11.0.out_layers.3.weight", signal: sig, floor: 0.005}, // last resnet conv
 		}},
 		{"sdxl", true, []change{

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -169,6 +170,13 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		return rep, err
 	}
 	defer w.Abort()
+	p.Base.Advise(true)
+	// a soft heap target: the collector works harder rather than letting
+	// the heap grow to twice the few tensors actually in flight
+	if limit := debug.SetMemoryLimit(-1); limit == math.MaxInt64 {
+		debug.SetMemoryLimit(192 << 20)
+		defer debug.SetMemoryLimit(limit)
+	}
 	if opt.Progress != nil {
 		total := w.FileSize()
 		w.SetProgress(func(n int64) { opt.Progress(n, total) })
@@ -179,15 +187,16 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		jobs = runtime.GOMAXPROCS(0)
 	}
 	type result struct {
-		data  []byte
-		stats tensorStats
-		err   error
+		data   []byte
+		pooled bool // data came from bufPool
+		stats  tensorStats
+		err    error
 	}
 	results := make([]chan result, len(order))
 	for i := range results {
 		results[i] = make(chan result, 1)
 	}
-	window := make(chan struct{}, 2*jobs) // bounds tensors in flight
+	window := make(chan struct{}, jobs+1) // bounds tensors in flight
 	work := make(chan int)
 	var wg sync.WaitGroup
 	cctx, cancel := context.WithCancel(ctx)
@@ -205,6 +214,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 					_, r.err = dtype.Encode(ti.DType, []float32{s}, r.data)
 				} else {
 					r.data, r.stats, r.err = p.produce(ti, spec.DType, newScale[spec.Name], scaledBase(p, ti))
+					r.pooled = r.err == nil && (len(p.ByKey[spec.Name]) > 0 || spec.DType != ti.DType)
 				}
 				results[i] <- r
 			}
@@ -246,6 +256,12 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 			cancel()
 			wg.Wait()
 			return rep, err
+		}
+		if ti, ok := p.Base.Lookup(spec.Name); ok {
+			p.Base.Release(ti) // keep the resident set bounded on huge bases
+		}
+		if r.pooled {
+			putBytes(r.data)
 		}
 		if r.stats.patched {
 			rep.PatchedTensors++
@@ -310,9 +326,8 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 		return nil, st, fmt.Errorf("cannot convert %s", t.DType)
 	}
 	var w *adapter.Tensor
-	var orig []float32
 	if len(patches) == 0 {
-		v, err := p.Base.Float32(t, nil)
+		v, err := p.Base.Float32(t, getF32(int(t.NumElements())))
 		if err != nil {
 			return nil, st, err
 		}
@@ -323,52 +338,52 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 		if err != nil {
 			return nil, st, err
 		}
-		orig, err = p.Base.Float32(t, nil)
-		if err != nil {
-			return nil, st, err
-		}
-		if baseScale != 1 {
-			for i := range orig {
-				orig[i] *= baseScale
-			}
-		}
 		st.patched = true
 	}
-	enc := w.Data
+	s := float32(1)
 	if newScale != 0 && newScale != 1 {
-		enc = make([]float32, len(w.Data))
-		for i, v := range w.Data {
-			enc[i] = v / newScale
+		s = newScale
+		for i := range w.Data {
+			w.Data[i] /= s
 		}
 	}
-	n, err := dtype.Size(out, int64(len(enc)))
+	n, err := dtype.Size(out, int64(len(w.Data)))
 	if err != nil {
 		return nil, st, err
 	}
-	buf := make([]byte, n)
-	es, err := dtype.Encode(out, enc, buf)
+	buf := getBytes(int(n))
+	defer putF32(w.Data)
+	es, err := dtype.Encode(out, w.Data, buf)
 	if err != nil {
 		return nil, st, err
 	}
 	st.clamped = es.Clamped
 	if st.patched {
-		// how much of the intended delta survived the output dtype
-		back := make([]float32, len(enc))
-		if err := dtype.Decode(out, buf, back); err != nil {
-			return nil, st, err
-		}
-		s := float32(1)
-		if newScale != 0 {
-			s = newScale
-		}
-		for i := range back {
-			intended := float64(w.Data[i]) - float64(orig[i])
-			stored := float64(back[i]*s) - float64(orig[i])
-			if math.IsNaN(intended) || math.IsInf(intended, 0) {
-				continue
+		// how much of the intended delta survived the output dtype,
+		// compared chunk by chunk (no full-size scratch arrays)
+		const chunk = 1 << 16
+		orig := make([]float32, chunk)
+		back := make([]float32, chunk)
+		ib, ob := t.DType.BitSize()/8, out.BitSize()/8
+		for lo := 0; lo < len(w.Data); lo += chunk {
+			hi := min(lo+chunk, len(w.Data))
+			o, b := orig[:hi-lo], back[:hi-lo]
+			if err := dtype.Decode(t.DType, raw[lo*ib:hi*ib], o); err != nil {
+				return nil, st, err
 			}
-			st.intended += intended * intended
-			st.lost += (stored - intended) * (stored - intended)
+			if err := dtype.Decode(out, buf[lo*ob:hi*ob], b); err != nil {
+				return nil, st, err
+			}
+			for i := range o {
+				ov := float64(o[i]) * float64(baseScale)
+				intended := float64(w.Data[lo+i])*float64(s) - ov
+				stored := float64(b[i])*float64(s) - ov
+				if math.IsNaN(intended) || math.IsInf(intended, 0) {
+					continue
+				}
+				st.intended += intended * intended
+				st.lost += (stored - intended) * (stored - intended)
+			}
 		}
 	}
 	return buf, st, nil
@@ -385,7 +400,7 @@ func intShape(s []int64) []int {
 // compute decodes a base tensor to float32 (dequantising scaled fp8) and
 // applies its patches in order.
 func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
-	v, err := p.Base.Float32(t, nil)
+	v, err := p.Base.Float32(t, getF32(int(t.NumElements())))
 	if err != nil {
 		return nil, err
 	}
@@ -619,3 +634,28 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 	sort.Strings(keys)
 	return meta, nil
 }
+
+// Buffer pools: merging a checkpoint decodes and encodes hundreds of large
+// tensors; reusing their buffers keeps the heap (and the RSS) flat.
+var (
+	f32Pool  sync.Pool
+	bytePool sync.Pool
+)
+
+func getF32(n int) []float32 {
+	if b, ok := f32Pool.Get().(*[]float32); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]float32, n)
+}
+
+func putF32(b []float32) { f32Pool.Put(&b) }
+
+func getBytes(n int) []byte {
+	if b, ok := bytePool.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBytes(b []byte) { bytePool.Put(&b) }

@@ -170,6 +170,26 @@ func (f *File) Advise(sequential bool) {
 	_ = unix.Madvise(f.mapping, adv)
 }
 
+// Release tells the kernel the process is done with tensor t's bytes for
+// now (MADV_DONTNEED on the whole pages inside it): the pages leave the
+// process's resident set but stay in the page cache, so streaming a
+// checkpoint far larger than RAM keeps the RSS bounded. The bytes remain
+// readable (they are faulted in again on access). Best effort.
+func (f *File) Release(t TensorInfo) {
+	if f.mapping == nil || t.End <= t.Begin {
+		return
+	}
+	page := int64(os.Getpagesize())
+	start := f.DataOffset + t.Begin
+	end := f.DataOffset + t.End
+	start = (start + page - 1) / page * page
+	end = end / page * page
+	if end <= start || end > int64(len(f.mapping)) {
+		return
+	}
+	_ = unix.Madvise(f.mapping[start:end], unix.MADV_DONTNEED)
+}
+
 // Close unmaps the file. Slices returned by Bytes become invalid. Calling
 // Close more than once is harmless.
 func (f *File) Close() error {

@@ -32,18 +32,30 @@ import (
 // Validate. All other JSON content is kept; the result is checked with
 // Validate and written atomically (temporary file and rename).
 func (w *Workflow) Bake(stack Stack, newBase, out string) error {
+	data, err := w.bakeData(stack, newBase)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(out, data); err != nil {
+		return fmt.Errorf("%s: %w", out, err)
+	}
+	return nil
+}
+
+// bakeData is Bake without the write: the rewritten workflow's bytes.
+func (w *Workflow) bakeData(stack Stack, newBase string) ([]byte, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: cannot bake sampler %s: %s", w.Path, stack.SamplerID, fmt.Sprintf(format, args...))
 	}
 	if strings.TrimSpace(newBase) == "" || strings.ContainsAny(newBase, "\x00\r\n") {
-		return fail("invalid new base name %q", newBase)
+		return nil, fail("invalid new base name %q", newBase)
 	}
 	if err := w.validate(); err != nil {
-		return fmt.Errorf("%s: %w", w.Path, err)
+		return nil, fmt.Errorf("%s: %w", w.Path, err)
 	}
 	stacks, err := w.Stacks()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var t *Stack
 	for i := range stacks {
@@ -52,22 +64,22 @@ func (w *Workflow) Bake(stack Stack, newBase, out string) error {
 		}
 	}
 	if t == nil {
-		return fail("no such sampler")
+		return nil, fail("no such sampler")
 	}
 	if !sameStack(*t, stack) {
-		return fail("the given stack does not match the workflow; call Stacks again")
+		return nil, fail("the given stack does not match the workflow; call Stacks again")
 	}
 	if t.Base.NodeID == "" {
-		return fail("its model chain does not end at a known model loader")
+		return nil, fail("its model chain does not end at a known model loader")
 	}
 	if err := bakeConflicts(*t, stacks); err != nil {
-		return fail("%v", err)
+		return nil, fail("%v", err)
 	}
 
 	// Rewrite a fresh copy so w stays unchanged.
 	c, err := parse(w.data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", w.Path, err)
+		return nil, fmt.Errorf("%s: %w", w.Path, err)
 	}
 	c.Path = w.Path
 	removed := activeLoRAs(*t)
@@ -76,37 +88,34 @@ func (w *Workflow) Bake(stack Stack, newBase, out string) error {
 		for _, l := range t.LoRAs {
 			if removed[l.NodeID] {
 				if err := c.removeUINode(l.NodeID, deleted); err != nil {
-					return fail("%v", err)
+					return nil, fail("%v", err)
 				}
 			}
 		}
 		pruneLinkRefs(c.root, deleted)
 	} else if err := c.removeAPINodes(removed); err != nil {
-		return fail("%v", err)
+		return nil, fail("%v", err)
 	}
 	base := c.nodes[t.Base.NodeID]
 	key := modelLoaders[base.typ].nameKey
 	if _, from, _, err := c.widget(base, key); err != nil {
-		return fail("%v", err)
+		return nil, fail("%v", err)
 	} else if from != "" {
-		return fail("%s of %s comes from node %s and cannot be renamed", key, base.label(), from)
+		return nil, fail("%s of %s comes from node %s and cannot be renamed", key, base.label(), from)
 	}
 	if err := c.setWidget(base, key, newBase); err != nil {
-		return fail("%v", err)
+		return nil, fail("%v", err)
 	}
 	dropModelEntry(base, t.Base.Name)
 
 	data, err := marshal(c.root, c.style)
 	if err != nil {
-		return fail("%v", err)
+		return nil, fail("%v", err)
 	}
 	if err := checkBaked(data, *t, newBase); err != nil {
-		return fail("internal error: rewritten workflow is inconsistent: %v", err)
+		return nil, fail("internal error: rewritten workflow is inconsistent: %v", err)
 	}
-	if err := writeAtomic(out, data); err != nil {
-		return fmt.Errorf("%s: %w", out, err)
-	}
-	return nil
+	return data, nil
 }
 
 func activeLoRAs(s Stack) map[string]bool {

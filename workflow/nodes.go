@@ -13,6 +13,7 @@ var widgetIndex = map[string]map[string]int{
 	"unCLIPCheckpointLoader":    {"ckpt_name": 0},
 	"ImageOnlyCheckpointLoader": {"ckpt_name": 0},
 	"UNETLoader":                {"unet_name": 0, "weight_dtype": 1},
+	"VAELoader":                 {"vae_name": 0},
 	"CLIPLoader":                {"clip_name": 0, "type": 1, "device": 2},
 	"DualCLIPLoader":            {"clip_name1": 0, "clip_name2": 1, "type": 2, "device": 3},
 	"TripleCLIPLoader":          {"clip_name1": 0, "clip_name2": 1, "clip_name3": 2},

@@ -8,81 +8,81 @@ import (
 // LoRA is a core LoRA node (LoraLoader or LoraLoaderModelOnly) on a
 // sampler's model chain.
 type LoRA struct {
-	NodeID   string
-	NodeType string
+	NodeID   string `json:"node"`
+	NodeType string `json:"node_type"`
 	// Name is the lora_name as written, e.g. "Flux.1\\x.safetensors".
-	Name          string
-	StrengthModel float64
+	Name          string  `json:"name"`
+	StrengthModel float64 `json:"strength_model"`
 	// StrengthClip is 0 for LoraLoaderModelOnly.
-	StrengthClip float64
+	StrengthClip float64 `json:"strength_clip"`
 	// ModelOnly is true for LoraLoaderModelOnly.
-	ModelOnly bool
+	ModelOnly bool `json:"model_only"`
 	// Mode is "active", "muted" or "bypassed".
-	Mode string
+	Mode string `json:"mode"`
 	// ClipChain reports that the node's CLIP output reaches this sampler's
 	// prompt encoders, i.e. its text-encoder part is in effect.
-	ClipChain bool
+	ClipChain bool `json:"clip_chain"`
 }
 
 // Base is the node that loads the base model of a stack.
 type Base struct {
-	NodeID   string
-	NodeType string
+	NodeID   string `json:"node"`
+	NodeType string `json:"node_type"`
 	// Name is the file name as written in the widget.
-	Name string
+	Name string `json:"name"`
 	// Kind is KindCheckpoint or KindDiffusionModel.
-	Kind string
+	Kind string `json:"kind"`
 	// WeightDType is UNETLoader's weight_dtype ("" for checkpoints).
-	WeightDType string
+	WeightDType string `json:"weight_dtype,omitempty"`
 }
 
 // CLIPLoader is a text-encoder loader reached from a stack's clip chain.
 type CLIPLoader struct {
-	NodeID   string
-	NodeType string
-	Names    []string
+	NodeID   string   `json:"node"`
+	NodeType string   `json:"node_type"`
+	Names    []string `json:"names"`
 	// Type is the loader's "type" widget, e.g. "flux" ("" if it has none).
-	Type string
+	Type string `json:"type,omitempty"`
 }
 
 // Prompt is a text field of a text encoder that feeds the sampler.
 type Prompt struct {
-	NodeID   string
-	NodeType string
+	NodeID   string `json:"node"`
+	NodeType string `json:"node_type"`
 	// Field is the widget name, e.g. "text" or "t5xxl".
-	Field string
+	Field string `json:"field"`
 	// Role is the sampler (or guider) input the encoder feeds, e.g.
 	// "positive" or "negative".
-	Role string
+	Role string `json:"role"`
 	// Text is the prompt text; empty when TextFrom is set.
-	Text string
+	Text string `json:"text"`
 	// TextFrom is the id of the node that supplies the text through a link.
-	TextFrom string
+	TextFrom string `json:"text_from,omitempty"`
 }
 
 // NodeRef names a node.
 type NodeRef struct {
-	NodeID   string
-	NodeType string
+	NodeID   string `json:"node"`
+	NodeType string `json:"node_type"`
 }
 
 // Stack is the model, LoRAs and text encoders that feed one sampler.
 type Stack struct {
-	SamplerID   string
-	SamplerType string
+	SamplerID   string `json:"sampler"`
+	SamplerType string `json:"sampler_type"`
 	// Base is the model loader; Base.NodeID is empty when the model chain
 	// does not end at a known loader (see Problems).
-	Base Base
+	Base Base `json:"base"`
 	// LoRAs are in application order: nearest the base first.
-	LoRAs       []LoRA
-	CLIPLoaders []CLIPLoader
-	Prompts     []Prompt
+	LoRAs       []LoRA       `json:"loras"`
+	CLIPLoaders []CLIPLoader `json:"clip_loaders"`
+	Prompts     []Prompt     `json:"prompts"`
 	// Unsupported lists LoRA-like nodes of custom node packs found on the
 	// chains; their effect is not described by LoRAs.
-	Unsupported []NodeRef
+	Unsupported []NodeRef `json:"unsupported"`
 	// Problems are reasons the stack is incomplete or the sampler cannot
 	// run as wired (muted nodes, unknown loaders, ...), one line each.
-	Problems []string
+	Problems []string `json:"problems"`
 
 	clipSources []string // nodes at the end of the clip chain
 	clipLoRAs   []string // core LoRA nodes on the clip chain
