@@ -120,12 +120,17 @@ func sd15Models(t *testing.T, spec *fixture.LoRASpec) string {
 func fluxModels(t *testing.T, spec fixture.LoRASpec) string {
 	t.Helper()
 	m := filepath.Join(t.TempDir(), "models")
-	writeCkpt(t, inModels(m, "diffusion_models", fluxUNet), fixture.CheckpointSpec{Arch: "flux1", Size: arch.Tiny, Seed: 2, DType: dtype.F8E4M3, Layout: fixture.LayoutDiffusionModel})
+	writeCkpt(t, inModels(m, "diffusion_models", fluxUNet), fluxCkptSpec())
 	writeLoRA(t, inModels(m, "loras", fluxLoRA), spec)
 	touch(t, inModels(m, "clip", fluxClipL))
 	touch(t, inModels(m, "text_encoders", fluxT5))
 	touch(t, inModels(m, "vae", fluxVAE))
 	return m
+}
+
+// fluxCkptSpec is a Tiny flux1 diffusion model in fp8 (e4m3fn).
+func fluxCkptSpec() fixture.CheckpointSpec {
+	return fixture.CheckpointSpec{Arch: "flux1", Size: arch.Tiny, Seed: 2, DType: dtype.F8E4M3, Layout: fixture.LayoutDiffusionModel}
 }
 
 // withBogusModule copies a LoRA and adds a module that matches nothing.

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"loratool": func() { os.Exit(run(os.Args)) },
+	})
+}
+
+// TestScripts runs the CLI scenarios in testdata/script (testscript
+// format): exit codes, flags after file names, JSON output, help texts.
+func TestScripts(t *testing.T) {
+	demo, err := filepath.Abs(filepath.Join("testdata", "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "script"),
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("DEMO", demo)
+			return nil
+		},
+	})
+}
