@@ -241,6 +241,7 @@ func TestBakeCLIRefuses(t *testing.T) {
 		{"only a bypassed LoRA", edit(t, sd15, setMode(11, 4)), func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, nil, false, "no active LoRA; nothing to bake"},
 		{"output exists", sd15, func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, nil, true, "exists (use --overwrite)"},
 		{"clip strength on a diffusion model", fluxCustom(t, 1), fluxLL, nil, false, "a diffusion-model base (UNETLoader) cannot carry"},
+		{"output folder missing", sd15, func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, []string{"-o", "SUB"}, false, "does not exist; nothing written"},
 		{"bad dtype", sd15, func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, []string{"--dtype", "int3"}, false, "int3"},
 	}
 	for _, tc := range tests {
@@ -253,6 +254,11 @@ func TestBakeCLIRefuses(t *testing.T) {
 				touch(t, out)
 			}
 			args := append([]string{"bake", writeWorkflow(t, tc.workflow), "-m", m, "-o", out, "--write-workflow", newWF}, tc.extra...)
+			for i, a := range args {
+				if a == "SUB" {
+					args[i] = filepath.Join(dir, "missing", "out.safetensors")
+				}
+			}
 			code, _, errOut := run(t, args...)
 			if code != 1 || !strings.Contains(errOut, tc.msg) {
 				t.Fatalf("exit %d %q, want 1 and %q", code, errOut, tc.msg)

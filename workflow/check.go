@@ -3,6 +3,7 @@ package workflow
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/loratool/loratool/inspect"
@@ -85,6 +86,8 @@ type LoRAReport struct {
 	Patches int `json:"patches"`
 	// Unmatched is the number of LoRA tensors that will not load.
 	Unmatched int `json:"unmatched"`
+
+	mapped bool // Patches and Unmatched are known
 }
 
 // Report is the result of checking one stack: the stack, its files and
@@ -173,7 +176,7 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 			return true
 		}
 		fl.Searched = searched
-		r.add(sev, CodeMissingFile, node, "%s %q of node %s (%s)%s not found; looked in %s", typeLabel(fl.Type), name, node, typ, note, strings.Join(searched, ", "))
+		r.add(sev, CodeMissingFile, node, "%s \"%s\" of node %s (%s)%s not found; looked in %s", typeLabel(fl.Type), name, node, typ, note, strings.Join(searched, ", "))
 		return false
 	}
 	for _, list := range [][]LoaderFile{r.TextEncoders, r.VAEs} {
@@ -243,7 +246,7 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 			r.add(SeverityError, CodeArchMismatch, lr.NodeID, "LoRA node %s: %v", lr.NodeID, err)
 			continue
 		}
-		lr.Patches, lr.Unmatched = len(p.Patches), len(p.Unmatched)
+		lr.Patches, lr.Unmatched, lr.mapped = len(p.Patches), len(p.Unmatched), true
 		if len(p.Unmatched) > 0 {
 			var first []string
 			for _, u := range p.Unmatched[:min(3, len(p.Unmatched))] {
@@ -253,6 +256,10 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 		}
 		p.Close()
 	}
+	// errors first, each group in the order found
+	sort.SliceStable(r.Issues, func(i, j int) bool {
+		return r.Issues[i].Severity == SeverityError && r.Issues[j].Severity != SeverityError
+	})
 	return r
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v3"
@@ -227,7 +228,7 @@ func (r *Report) WriteText(out io.Writer) {
 		if b.WeightDType != "" {
 			extra = ", weight_dtype " + b.WeightDType
 		}
-		p("  base    node %s %s %q%s", b.NodeID, b.NodeType, b.Name, extra)
+		p("  base    node %s %s \"%s\"%s", b.NodeID, b.NodeType, b.Name, extra)
 		if b.Path != "" {
 			what := b.Architecture
 			if b.Layout != "" {
@@ -251,7 +252,7 @@ func (r *Report) WriteText(out io.Writer) {
 		if l.Mode != "active" {
 			s += " [" + l.Mode + "]"
 		}
-		p("  lora %d  node %s %s %q %s", i+1, l.NodeID, l.NodeType, l.Name, s)
+		p("  lora %d  node %s %s \"%s\" %s", i+1, l.NodeID, l.NodeType, l.Name, s)
 		if l.Path != "" {
 			var what []string
 			if l.Architecture != "" {
@@ -260,7 +261,7 @@ func (r *Report) WriteText(out io.Writer) {
 			if len(l.Targets) > 0 {
 				what = append(what, "targets "+strings.Join(l.Targets, ", "))
 			}
-			if l.Mode == "active" && l.Architecture != "" {
+			if l.mapped {
 				what = append(what, fmt.Sprintf("%d patches", l.Patches))
 			}
 			if len(l.TriggerWords) > 0 {
@@ -274,7 +275,7 @@ func (r *Report) WriteText(out io.Writer) {
 	}
 	files := func(label string, fs []LoaderFile) {
 		for _, f := range fs {
-			p("  %-7s node %s %s %q", label, f.NodeID, f.NodeType, f.Name)
+			p("  %-7s node %s %s \"%s\"", label, f.NodeID, f.NodeType, f.Name)
 			if f.Path != "" {
 				p("          = %s", f.Path)
 			}
@@ -397,6 +398,11 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 		return cliutil.Fail("%s: sampler %s has no active LoRA; nothing to bake", w.Path, st.SamplerID)
 	}
 	modelOnly = modelOnly || allModelOnly
+	if d := filepath.Dir(out); d != "" {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return cliutil.Fail("%s: folder %s does not exist; nothing written", out, d)
+		}
+	}
 	wfOut := cmd.String("write-workflow")
 	if !cmd.Bool("overwrite") {
 		for _, p := range []string{out, wfOut} {

@@ -232,14 +232,14 @@ func TestInspectCLI(t *testing.T) {
 			[]string{`1.5\1.5-dpo-LoRA.safetensors is an sdxl LoRA on an sd1 checkpoint (v1-5-pruned-emaonly-fp16.safetensors, node 4)`}},
 		{"sd15 LoRA missing", sd15, func(t *testing.T) string { return sd15Models(t, nil) }, 1,
 			map[string]string{CodeMissingFile: SeverityError},
-			[]string{`LoRA "1.5\\1.5-dpo-LoRA.safetensors" of node 11 (LoraLoader) not found; looked in /`, filepath.Join("models", "loras", "1.5", "1.5-dpo-LoRA.safetensors")}},
+			[]string{`LoRA "1.5\1.5-dpo-LoRA.safetensors" of node 11 (LoraLoader) not found; looked in /`, filepath.Join("models", "loras", "1.5", "1.5-dpo-LoRA.safetensors")}},
 		{"sd15 bypassed LoRA missing", edit(t, sd15, setMode(11, 4)), func(t *testing.T) string { return sd15Models(t, nil) }, 0,
 			map[string]string{CodeMissingFile: SeverityWarning}, []string{"(LoraLoader), bypassed, not found"}},
 		{"sd15 muted LoRA", edit(t, sd15, setMode(11, 2)), func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, 0,
 			map[string]string{CodeChain: SeverityWarning}, []string{"LoRA node 11 (LoraLoader) is muted, so sampler 3 gets no model"}},
 		{"sd15 checkpoint missing", edit(t, sd15, func(doc map[string]any) { setWidget0(4, `sub\nothere.safetensors`)(doc) }),
 			func(t *testing.T) string { return sd15Models(t, &sd1LoRASpec) }, 1,
-			map[string]string{CodeMissingFile: SeverityError}, []string{`checkpoint "sub\\nothere.safetensors" of node 4`, filepath.Join("checkpoints", "sub", "nothere.safetensors")}},
+			map[string]string{CodeMissingFile: SeverityError}, []string{`checkpoint "sub\nothere.safetensors" of node 4`, filepath.Join("checkpoints", "sub", "nothere.safetensors")}},
 		{"sd15 unloadable keys", sd15, func(t *testing.T) string {
 			m := sd15Models(t, nil)
 			src := filepath.Join(t.TempDir(), "src.safetensors")
@@ -389,7 +389,7 @@ func TestInspectWithoutModels(t *testing.T) {
 	for _, want := range []string{
 		"sampler 3 (KSampler)",
 		`base    node 4 CheckpointLoaderSimple "v1-5-pruned-emaonly-fp16.safetensors"`,
-		`lora 1  node 11 LoraLoader "1.5\\1.5-dpo-LoRA.safetensors" strength model 1, clip 1`,
+		`lora 1  node 11 LoraLoader "1.5\1.5-dpo-LoRA.safetensors" strength model 1, clip 1`,
 		`prompt  node 6 CLIPTextEncode.text (positive): "pixel_art,high quality,Illustration of a single red rose in a vase"`,
 		"files not checked",
 	} {
