@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/loratool/loratool/convert"
 	"github.com/loratool/loratool/extract"
 	"github.com/loratool/loratool/inspect"
 	"github.com/loratool/loratool/internal/cliutil"
@@ -43,7 +44,8 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 
 func commands() []*cli.Command {
 	merge.Version = version
-	cmds := []*cli.Command{inspect.Command(), merge.Command(), extract.Command()}
+	convert.Version = version
+	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return cliutil.Usage("%v", err)

@@ -99,7 +99,7 @@ func TestMergeLyCORISAlgorithms(t *testing.T) {
 				rank = 0
 			}
 			mods, err := fixture.WriteLoRA(loraPath, fixture.LoRASpec{Arch: "sdxl", Size: arch.Tiny, Format: "kohya", Algo: algo, Rank: rank, Alpha: 2, DType: dtype.F32, Seed: 11,
-				Parts: []arch.Part{arch.UNet}, Conv: algo != "lokr", Filter: func(m string) bool { return strings.HasPrefix(m, "input_blocks.4") }})
+				Parts: []arch.Part{arch.UNet}, Conv: true, Filter: func(m string) bool { return strings.HasPrefix(m, "input_blocks.4") }})
 			if err != nil {
 				t.Fatal(err)
 			}

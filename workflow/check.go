@@ -22,16 +22,16 @@ const (
 
 // Issue codes.
 const (
-	CodeMissingFile   = "missing_file"
-	CodeUnreadable    = "unreadable_file"
-	CodeArchMismatch  = "arch_mismatch"
-	CodeUnloadable    = "unloadable_keys"
-	CodeModelOnlyTE   = "text_encoder_part_unused"
-	CodeTriggerWords  = "trigger_words_missing"
-	CodeUnsupported   = "unsupported_node"
-	CodeChain         = "chain"
-	CodeLoaderMisfit  = "loader_mismatch"
-	CodeNotComparable = "not_checked"
+	CodeMissingFile  = "missing_file"
+	CodeUnreadable   = "unreadable_file"
+	CodeArchMismatch = "arch_mismatch"
+	CodeUnloadable   = "unloadable_keys"
+	CodeModelOnlyTE  = "text_encoder_part_unused"
+	CodeTriggerWords = "trigger_words_missing"
+	CodeUnsupported  = "unsupported_node"
+	CodeChain        = "chain"
+	CodeLoaderMisfit = "loader_mismatch"
+	CodeNotChecked   = "not_checked"
 )
 
 // Issue is one finding of Check.
@@ -273,7 +273,7 @@ func (w *Workflow) checkTriggers(r *Report, lr *LoRAReport, prompts []Prompt) {
 	var texts []string
 	for _, p := range prompts {
 		if p.TextFrom != "" {
-			r.add(SeverityWarning, CodeNotComparable, lr.NodeID, "trigger words of LoRA %s not checked: the text of prompt node %s comes from node %s", lr.Name, p.NodeID, p.TextFrom)
+			r.add(SeverityWarning, CodeNotChecked, lr.NodeID, "trigger words of LoRA %s not checked: the text of prompt node %s comes from node %s", lr.Name, p.NodeID, p.TextFrom)
 			return
 		}
 		texts = append(texts, strings.ToLower(p.Text))
