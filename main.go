@@ -17,6 +17,7 @@ import (
 	"github.com/loratool/loratool/internal/cliutil"
 	"github.com/loratool/loratool/merge"
 	"github.com/loratool/loratool/safetensors"
+	"github.com/loratool/loratool/workflow"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -45,7 +46,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 func commands() []*cli.Command {
 	merge.Version = version
 	convert.Version = version
-	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command()}
+	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command(), workflow.Command()}
 	for _, c := range cmds {
 		c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
 			return cliutil.Usage("%v", err)

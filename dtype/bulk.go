@@ -137,7 +137,8 @@ func Decode(d DType, src []byte, dst []float32) error {
 func decode16(src []byte, dst []float32, t *[65536]float32) {
 	src = src[:2*len(dst)]
 	for i := range dst {
-		dst[i] = t[uint16(src[2*i])|uint16(src[2*i+1])<<8]
+		b := src[2*i : 2*i+2 : 2*i+2]
+		dst[i] = t[uint16(b[0])|uint16(b[1])<<8]
 	}
 }
 
@@ -179,12 +180,21 @@ func Encode(d DType, src []float32, dst []byte) (Stats, error) {
 	case F16:
 		dst = dst[:2*len(src)]
 		for i, v := range src {
-			if v != v {
-				st.NaN++
+			u := math.Float32bits(v)
+			a := u & 0x7fffffff
+			var h uint16
+			if a-0x38800000 < 0x47800000-0x38800000 {
+				// normal half range: the same rounding as F32ToF16's fast path
+				h = uint16(u>>16)&0x8000 | uint16((a+0xfff+(a>>13)&1)>>13-(127-15)<<10)
+			} else {
+				if a > 0x7f800000 {
+					st.NaN++
+				}
+				h = F32ToF16(v)
 			}
-			h := F32ToF16(v)
-			dst[2*i] = byte(h)
-			dst[2*i+1] = byte(h >> 8)
+			d := dst[2*i : 2*i+2 : 2*i+2]
+			d[0] = byte(h)
+			d[1] = byte(h >> 8)
 		}
 	case BF16:
 		dst = dst[:2*len(src)]

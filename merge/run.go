@@ -165,6 +165,11 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		newScale[sk] = s
 		newScale[wk] = s
 	}
+	src, err := os.Open(p.BasePath)
+	if err != nil {
+		return rep, err
+	}
+	defer src.Close()
 	w, err := safetensors.Create(out, specs, meta)
 	if err != nil {
 		return rep, err
@@ -187,16 +192,29 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		jobs = runtime.GOMAXPROCS(0)
 	}
 	type result struct {
-		data   []byte
-		pooled bool // data came from bufPool
-		stats  tensorStats
-		err    error
+		copyFrom bool // pass-through: copied file-to-file by the kernel
+		data     []byte
+		pooled   bool // data came from bufPool
+		stats    tensorStats
+		err      error
 	}
 	results := make([]chan result, len(order))
 	for i := range results {
 		results[i] = make(chan result, 1)
 	}
-	window := make(chan struct{}, jobs+1) // bounds tensors in flight
+	// in-flight work is bounded by bytes, not tensors: computed tensors hold
+	// float32 values plus their encoding; zero-copy tensors cost nothing,
+	// so the workers can run ahead across them
+	cost := make([]int64, len(order))
+	var biggest int64
+	for i, spec := range order {
+		ti, _ := p.Base.Lookup(spec.Name)
+		if len(p.ByKey[spec.Name]) > 0 || spec.DType != ti.DType || scaleOf[spec.Name] != "" {
+			cost[i] = ti.NumElements() * 6
+			biggest = max(biggest, cost[i])
+		}
+	}
+	budget := newBudget(max(64<<20, 2*biggest))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	cctx, cancel := context.WithCancel(ctx)
@@ -209,7 +227,9 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 				spec := order[i]
 				ti, _ := p.Base.Lookup(spec.Name)
 				var r result
-				if s, ok := newScale[spec.Name]; ok && scaleOf[spec.Name] != "" {
+				if len(p.ByKey[spec.Name]) == 0 && spec.DType == ti.DType && scaleOf[spec.Name] == "" {
+					r.copyFrom = true
+				} else if s, ok := newScale[spec.Name]; ok && scaleOf[spec.Name] != "" {
 					r.data = make([]byte, ti.End-ti.Begin)
 					_, r.err = dtype.Encode(ti.DType, []float32{s}, r.data)
 				} else {
@@ -223,9 +243,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	go func() {
 		defer close(work)
 		for i := range order {
-			select {
-			case window <- struct{}{}:
-			case <-cctx.Done():
+			if !budget.acquire(cctx, cost[i]) {
 				return
 			}
 			select {
@@ -246,20 +264,24 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 			wg.Wait()
 			return rep, ctx.Err()
 		}
-		<-window
+		budget.release(cost[i])
 		if r.err != nil {
 			cancel()
 			wg.Wait()
 			return rep, fmt.Errorf("%s: %v", spec.Name, r.err)
 		}
-		if err := w.Write(spec.Name, r.data); err != nil {
+		ti, _ := p.Base.Lookup(spec.Name)
+		if r.copyFrom {
+			err = w.WriteFrom(spec.Name, src, p.Base.DataOffset+ti.Begin, ti.End-ti.Begin)
+		} else {
+			err = w.Write(spec.Name, r.data)
+		}
+		if err != nil {
 			cancel()
 			wg.Wait()
 			return rep, err
 		}
-		if ti, ok := p.Base.Lookup(spec.Name); ok {
-			p.Base.Release(ti) // keep the resident set bounded on huge bases
-		}
+		p.Base.Release(ti) // keep the resident set bounded on huge bases
 		if r.pooled {
 			putBytes(r.data)
 		}
@@ -310,6 +332,7 @@ func scaledBase(p *Plan, t safetensors.TensorInfo) float32 {
 
 type tensorStats struct {
 	patched        bool
+	sampled        bool    // measured on a sample of the values
 	intended, lost float64 // Σ intended², Σ (stored − intended)²
 	clamped        int
 }
@@ -353,6 +376,7 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 	}
 	buf := getBytes(int(n))
 	defer putF32(w.Data)
+	defer p.Base.Release(t) // the base bytes of a computed tensor are not needed again
 	es, err := dtype.Encode(out, w.Data, buf)
 	if err != nil {
 		return nil, st, err
@@ -361,17 +385,26 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 	if st.patched {
 		// how much of the intended delta survived the output dtype,
 		// compared chunk by chunk (no full-size scratch arrays)
+		// large tensors are measured on a 1-in-8 sample of rows' chunks:
+		// millions of values make the estimate tight, at an eighth of the cost
 		const chunk = 1 << 16
+		step := chunk
+		if len(w.Data) > 1<<20 {
+			step = 8 * chunk
+			st.sampled = true
+		}
 		orig := make([]float32, chunk)
 		back := make([]float32, chunk)
 		ib, ob := t.DType.BitSize()/8, out.BitSize()/8
-		for lo := 0; lo < len(w.Data); lo += chunk {
+		for lo := 0; lo < len(w.Data); lo += step {
 			hi := min(lo+chunk, len(w.Data))
 			o, b := orig[:hi-lo], back[:hi-lo]
 			if err := dtype.Decode(t.DType, raw[lo*ib:hi*ib], o); err != nil {
 				return nil, st, err
 			}
-			if err := dtype.Decode(out, buf[lo*ob:hi*ob], b); err != nil {
+			if out == dtype.F32 {
+				copy(b, w.Data[lo:hi])
+			} else if err := dtype.Decode(out, buf[lo*ob:hi*ob], b); err != nil {
 				return nil, st, err
 			}
 			for i := range o {
@@ -503,6 +536,7 @@ func (p *Plan) adapterModule(pt *Patch) (*adapter.Module, error) {
 		if err != nil {
 			return err
 		}
+		lf.Release(ti)
 		m.Tensors[role] = &adapter.Tensor{Shape: intShape(ti.Shape), Data: v}
 		return nil
 	}
@@ -635,27 +669,99 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 	return meta, nil
 }
 
-// Buffer pools: merging a checkpoint decodes and encodes hundreds of large
-// tensors; reusing their buffers keeps the heap (and the RSS) flat.
+// Buffer caches: merging a checkpoint decodes and encodes hundreds of
+// large tensors; reusing a few buffers keeps the heap flat and avoids
+// zeroing fresh memory. (sync.Pool is emptied by every GC, which here runs
+// often under the soft memory limit.)
+type cache[T any] struct {
+	mu   sync.Mutex
+	bufs [][]T
+}
+
+const cacheSlots = 2
+
+func (c *cache[T]) get(n int) []T {
+	c.mu.Lock()
+	best := -1
+	for i, b := range c.bufs {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(c.bufs[best])) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		b := c.bufs[best]
+		c.bufs = append(c.bufs[:best], c.bufs[best+1:]...)
+		c.mu.Unlock()
+		return b[:n]
+	}
+	c.mu.Unlock()
+	return make([]T, n)
+}
+
+func (c *cache[T]) put(b []T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bufs = append(c.bufs, b)
+	if len(c.bufs) > cacheSlots {
+		small := 0
+		for i, x := range c.bufs {
+			if cap(x) < cap(c.bufs[small]) {
+				small = i
+			}
+		}
+		c.bufs = append(c.bufs[:small], c.bufs[small+1:]...)
+	}
+}
+
 var (
-	f32Pool  sync.Pool
-	bytePool sync.Pool
+	f32Cache  cache[float32]
+	byteCache cache[byte]
 )
 
-func getF32(n int) []float32 {
-	if b, ok := f32Pool.Get().(*[]float32); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]float32, n)
+func getF32(n int) []float32 { return f32Cache.get(n) }
+func putF32(b []float32)     { f32Cache.put(b) }
+func getBytes(n int) []byte  { return byteCache.get(n) }
+func putBytes(b []byte)      { byteCache.put(b) }
+
+// budget is a byte-weighted semaphore.
+type budget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	free  int64
+	total int64
 }
 
-func putF32(b []float32) { f32Pool.Put(&b) }
-
-func getBytes(n int) []byte {
-	if b, ok := bytePool.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n)
+func newBudget(n int64) *budget {
+	b := &budget{free: n, total: n}
+	b.cond = sync.NewCond(&b.mu)
+	return b
 }
 
-func putBytes(b []byte) { bytePool.Put(&b) }
+// acquire waits for n bytes (at most the total); false if ctx ends first.
+func (b *budget) acquire(ctx context.Context, n int64) bool {
+	n = min(n, b.total)
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.free < n {
+		if ctx.Err() != nil {
+			return false
+		}
+		b.cond.Wait()
+	}
+	b.free -= n
+	return true
+}
+
+func (b *budget) release(n int64) {
+	n = min(n, b.total)
+	b.mu.Lock()
+	b.free += n
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}

@@ -22,16 +22,28 @@ const (
 
 // Issue codes.
 const (
-	CodeMissingFile  = "missing_file"
-	CodeUnreadable   = "unreadable_file"
+	// CodeMissingFile: a file a loader names is not in the model folders.
+	CodeMissingFile = "missing_file"
+	// CodeUnreadable: the base or a LoRA cannot be read.
+	CodeUnreadable = "unreadable_file"
+	// CodeArchMismatch: a LoRA for another architecture than the base, or
+	// a LoRA loader pointing at something that is not a LoRA.
 	CodeArchMismatch = "arch_mismatch"
-	CodeUnloadable   = "unloadable_keys"
-	CodeModelOnlyTE  = "text_encoder_part_unused"
+	// CodeUnloadable: LoRA tensors that match nothing in the base.
+	CodeUnloadable = "unloadable_keys"
+	// CodeModelOnlyTE: a LoRA with text-encoder parts in LoraLoaderModelOnly.
+	CodeModelOnlyTE = "text_encoder_part_unused"
+	// CodeTriggerWords: trigger words no prompt of the stack contains.
 	CodeTriggerWords = "trigger_words_missing"
-	CodeUnsupported  = "unsupported_node"
-	CodeChain        = "chain"
+	// CodeUnsupported: a LoRA node of another node pack.
+	CodeUnsupported = "unsupported_node"
+	// CodeChain: one of Stack.Problems (muted nodes, unknown loaders, ...).
+	CodeChain = "chain"
+	// CodeLoaderMisfit: a checkpoint loader pointing at a file without
+	// text encoder and VAE.
 	CodeLoaderMisfit = "loader_mismatch"
-	CodeNotChecked   = "not_checked"
+	// CodeNotChecked: trigger words could not be checked (linked prompt).
+	CodeNotChecked = "not_checked"
 )
 
 // Issue is one finding of Check.
