@@ -144,6 +144,8 @@ func paramRank(name string) int {
 type archIndex struct {
 	dm  *nameIndex
 	enc []*nameIndex
+	// dotted prefixes per encoder: comfy forms then diffusers forms
+	encDotted [][]string
 }
 
 var (
@@ -162,6 +164,9 @@ func (a *Arch) index() *archIndex {
 		aliases = a.Aliases()
 	}
 	ix := &archIndex{dm: buildIndex(a.Params(Full), aliases)}
+	for _, e := range a.Encoders {
+		ix.encDotted = append(ix.encDotted, append([]string{"text_encoders." + e.Comfy + ".transformer.", "text_encoders." + e.Comfy + "."}, e.Diffusers...))
+	}
 	for _, e := range a.Encoders {
 		if e.Model == nil {
 			ix.enc = append(ix.enc, &nameIndex{lax: true})
@@ -222,8 +227,7 @@ func (a *Arch) Resolve(prefix string) (Target, bool) {
 				}
 			}
 		}
-		dotted := append([]string{"text_encoders." + enc.Comfy + ".transformer.", "text_encoders." + enc.Comfy + "."}, enc.Diffusers...)
-		for _, dp := range dotted {
+		for _, dp := range ix.encDotted[i] {
 			if rest, ok := strings.CutPrefix(prefix, dp); ok {
 				conv := "comfy"
 				if !strings.HasPrefix(dp, "text_encoders.") {

@@ -212,7 +212,23 @@ func Encode(d DType, src []float32, dst []byte) (Stats, error) {
 		}
 	case F8E4M3:
 		dst = dst[:len(src)]
+		const denorm = 141 << 23
+		denormF := math.Float32frombits(denorm)
 		for i, v := range src {
+			u := math.Float32bits(v)
+			a := u & 0x7fffffff
+			if a <= 0x43e80000 {
+				// |v| <= 464: F32ToE4M3's two exact paths, computed both
+				// and selected without a branch (random signs and
+				// magnitudes would defeat the branch predictor)
+				n := (a+0x7ffff+(a>>20)&1)>>20 - (127-7)<<3
+				sub := math.Float32bits(math.Float32frombits(a)+denormF) - denorm
+				if a < 0x3c800000 {
+					n = sub
+				}
+				dst[i] = uint8(u>>24)&0x80 | uint8(n)
+				continue
+			}
 			if v != v {
 				st.NaN++
 			}

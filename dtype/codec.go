@@ -197,10 +197,17 @@ func F32ToE4M3(f float32) (b uint8, clamped bool) {
 		return sign | 0x7e, true
 	}
 	var c uint32
-	if a-0x3c800000 <= 0x43e80000-0x3c800000 {
+	switch {
+	case a-0x3c800000 <= 0x43e80000-0x3c800000:
 		// Fast path, 2^-6 <= |f| <= 464: normal result, no saturation.
 		c = (a+0x7ffff+(a>>20)&1)>>20 - (127-7)<<3
-	} else {
+	case a < 0x3c800000:
+		// Subnormal results: adding 2^14 (whose ulp is e4m3's subnormal
+		// step 2^-9) lets the FPU round to nearest even; the low bits are
+		// the code (c10's denorm_mask trick).
+		const denorm = 141 << 23
+		c = math.Float32bits(math.Float32frombits(a)+math.Float32frombits(denorm)) - denorm
+	default:
 		c = roundMag(a, 3, 7)
 	}
 	if c > 0x7e {

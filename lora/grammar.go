@@ -120,8 +120,16 @@ type ParsedKey struct {
 // It does not know about IA3 ".weight" (see Group), embeddings or
 // checkpoint keys; ok is false for names that carry no adapter suffix.
 func ParseKey(key string) (ParsedKey, bool) {
+	// the regular expressions only run for names that can match them
+	if strings.Count(key, ":") != 2 {
+		goto notCloneofsimo
+	}
 	if m := cloneofsimoKey.FindStringSubmatch(key); m != nil {
 		return ParsedKey{Key: key, Prefix: m[1] + ":" + m[2], Role: map[string]string{"up": RoleUp, "down": RoleDown}[m[3]], Convention: "cloneofsimo"}, true
+	}
+notCloneofsimo:
+	if !strings.Contains(key, ".processor.") {
+		goto notXLabs
 	}
 	if m := xlabsKey.FindStringSubmatch(key); m != nil {
 		role := RoleDown
@@ -129,6 +137,10 @@ func ParseKey(key string) (ParsedKey, bool) {
 			role = RoleUp
 		}
 		return ParsedKey{Key: key, Prefix: m[1] + "." + xlabsModules[m[2]], Role: role, Convention: "xlabs"}, true
+	}
+notXLabs:
+	if !strings.Contains(key, ".oft_blocks.") {
+		goto suffixes
 	}
 	if m := kohyaOFTIndexed.FindStringSubmatch(key); m != nil {
 		n := 0
@@ -140,6 +152,7 @@ func ParseKey(key string) (ParsedKey, bool) {
 		}
 		return ParsedKey{Key: key, Prefix: m[1], Role: RoleOFTBlocks, Index: n, Convention: "kohya-oft"}, true
 	}
+suffixes:
 	for _, r := range suffixRules {
 		if strings.HasSuffix(key, r.suffix) && len(key) > len(r.suffix) {
 			return ParsedKey{Key: key, Prefix: key[:len(key)-len(r.suffix)], Role: r.role, Convention: r.convention}, true
