@@ -3,10 +3,12 @@ package inspect
 import (
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -71,8 +73,8 @@ func File(path string, opt Options) *Report {
 	}
 	describeMetadata(r)
 
-	needData := opt.Stats || (!opt.HeadersOnly && r.Kind == "lora")
-	if needData {
+	switch {
+	case opt.Stats:
 		f, err := safetensors.Open(path)
 		if err != nil {
 			r.Error = err.Error()
@@ -80,14 +82,29 @@ func File(path string, opt Options) *Report {
 		}
 		defer f.Close()
 		if r.Kind == "lora" && !opt.HeadersOnly {
-			readAlphas(r, f, an)
+			readAlphas(r, func(key string) (float32, error) { return scalarAt(h, key, f.Bytes) }, an)
 		}
-		if opt.Stats {
-			r.Stats = computeStats(f, an, fit, r.Kind == "lora")
-			if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
-				r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
-			}
+		r.Stats = computeStats(f, an, fit, r.Kind == "lora")
+		if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
 		}
+	case r.Kind == "lora" && !opt.HeadersOnly:
+		// a few bytes per alpha: positioned reads beat faulting in a mapping
+		fh, err := os.Open(path)
+		if err != nil {
+			r.Error = fmt.Sprintf("%s: %v", path, err)
+			return r
+		}
+		defer fh.Close()
+		readAlphas(r, func(key string) (float32, error) {
+			return scalarAt(h, key, func(t safetensors.TensorInfo) []byte {
+				b := make([]byte, t.End-t.Begin)
+				if _, err := fh.ReadAt(b, h.DataOffset+t.Begin); err != nil {
+					return nil
+				}
+				return b
+			})
+		}, an)
 	}
 	if r.Kind == "lora" && (opt.HeadersOnly || r.Alpha == nil) {
 		alphaFromMetadata(r, an)
@@ -419,7 +436,7 @@ func describeCheckpoint(r *Report, refs []lora.TensorRef, forced *arch.Arch) {
 }
 
 // readAlphas reads the scalar alpha tensors (a few bytes each).
-func readAlphas(r *Report, f *safetensors.File, an *lora.Analysis) {
+func readAlphas(r *Report, scalar func(key string) (float32, error), an *lora.Analysis) {
 	var s AlphaSummary
 	first := true
 	ratio := math.NaN()
@@ -432,17 +449,12 @@ func readAlphas(r *Report, f *safetensors.File, an *lora.Analysis) {
 			}
 			continue
 		}
-		info, ok := f.Lookup(t.Key)
-		if !ok || info.NumElements() != 1 {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not a scalar", t.Key))
-			continue
-		}
-		v, err := f.Float32(info, nil)
+		v, err := scalar(t.Key)
 		if err != nil {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: %v", t.Key, err))
 			continue
 		}
-		a := float64(v[0])
+		a := float64(v)
 		s.Present++
 		if first {
 			s.Min, s.Max, first = a, a, false
@@ -475,4 +487,27 @@ func alphaFromMetadata(r *Report, an *lora.Analysis) {
 	if r.Alpha == nil {
 		r.Alpha = &AlphaSummary{Min: a, Max: a, FromMetadata: true, Present: len(an.Modules)}
 	}
+}
+
+// scalarAt decodes a one-element tensor; bytes returns its raw bytes.
+func scalarAt(h *safetensors.Header, key string, bytes func(safetensors.TensorInfo) []byte) (float32, error) {
+	t, ok := h.Lookup(key)
+	if !ok {
+		return 0, fmt.Errorf("no tensor %s", key)
+	}
+	if t.NumElements() != 1 {
+		return 0, fmt.Errorf("not a scalar (shape %v)", t.Shape)
+	}
+	if !t.DType.CanDecode() {
+		return 0, fmt.Errorf("cannot decode %v", t.DType)
+	}
+	b := bytes(t)
+	if b == nil {
+		return 0, fmt.Errorf("cannot read its %d bytes", t.End-t.Begin)
+	}
+	var v [1]float32
+	if err := dtype.Decode(t.DType, b, v[:]); err != nil {
+		return 0, err
+	}
+	return v[0], nil
 }
