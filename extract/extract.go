@@ -86,6 +86,10 @@ type Options struct {
 	Workers int
 	// ExactMaxDim overrides DefaultExactMaxDim (tests).
 	ExactMaxDim int
+	// PowerIters is the randomized SVD's number of power iterations
+	// (0: svd.DefaultPowerIters = 2; negative: none). Each one costs two
+	// passes over the delta; fewer are faster and less accurate.
+	PowerIters int
 }
 
 // ModuleReport describes one extracted module.
@@ -174,6 +178,7 @@ type settings struct {
 	teMinDiff float64
 	dt        dtype.DType
 	exactMax  int
+	powerIter int
 }
 
 func validate(opt Options) (*settings, error) {
@@ -250,6 +255,7 @@ func validate(opt Options) (*settings, error) {
 	if s.Workers <= 0 {
 		s.Workers = min(2, max(1, runtime.GOMAXPROCS(0)))
 	}
+	s.powerIter = opt.PowerIters
 	s.exactMax = opt.ExactMaxDim
 	if s.exactMax <= 0 {
 		s.exactMax = DefaultExactMaxDim

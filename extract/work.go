@@ -214,7 +214,7 @@ func extractPart(s *settings, j *job, pt part, data []float32) (result, string, 
 		if capRank+svd.DefaultOversample < mn {
 			method = "randomized"
 		}
-		res, err = svd.Randomized(m, capRank, svd.Options{Seed: moduleSeed(j.key, pt.off)})
+		res, err = svd.Randomized(m, capRank, svd.Options{Seed: moduleSeed(j.key, pt.off), PowerIters: s.powerIter})
 	}
 	if err != nil {
 		return r, "", fmt.Errorf("%s: tensor %s: %v", s.Tuned, j.key, err)

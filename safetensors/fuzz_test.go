@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,8 +11,10 @@ import (
 )
 
 // FuzzParseHeader feeds arbitrary files to ParseHeader: it must never
-// panic, and every accepted header must satisfy the layout invariants
-// (sorted, contiguous from 0, ending exactly at the end of the file).
+// panic, it must agree with the original encoding/json-based parser
+// (parseHeaderStdlib: same verdict, same error message, same header), and
+// every accepted header must satisfy the layout invariants (sorted,
+// contiguous from 0, ending exactly at the end of the file).
 func FuzzParseHeader(f *testing.F) {
 	for _, v := range failVectors {
 		f.Add(v.file)
@@ -19,7 +22,12 @@ func FuzzParseHeader(f *testing.F) {
 	for _, v := range goodVectors {
 		f.Add(v.file)
 	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 20; i++ {
+		f.Add(genHeader(rng))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		compareParsers(t, data)
 		h, err := ParseHeader(data, int64(len(data)))
 		if err != nil {
 			if _, ok := err.(*Error); !ok {

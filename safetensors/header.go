@@ -25,15 +25,14 @@
 package safetensors
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strconv"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/loratool/loratool/dtype"
@@ -197,11 +196,14 @@ func ParseHeader(prefix []byte, fileSize int64) (*Header, error) {
 	if !utf8.Valid(js) {
 		return nil, errorf("header is not valid UTF-8")
 	}
-	if err := checkDepth(js); err != nil {
-		return nil, err
-	}
 	h := &Header{HeaderLen: n, DataOffset: 8 + n, FileSize: fileSize}
 	if err := parseJSON(js, h); err != nil {
+		// The depth check takes precedence over every parse error. A
+		// header that parses has brackets nested at most 3 deep, so the
+		// check is only needed here.
+		if derr := checkDepth(js); derr != nil {
+			return nil, derr
+		}
 		return nil, err
 	}
 	if err := validateLayout(h); err != nil {
@@ -211,7 +213,7 @@ func ParseHeader(prefix []byte, fileSize int64) (*Header, error) {
 }
 
 // checkDepth rejects JSON nested deeper than MaxDepth, scanning brackets
-// outside strings. Syntax errors are left to the tokenizer.
+// outside strings. Syntax errors are left to the parser.
 func checkDepth(js []byte) error {
 	depth := 0
 	inString, escaped := false, false
@@ -242,45 +244,471 @@ func checkDepth(js []byte) error {
 	return nil
 }
 
-// tokenizer wraps json.Decoder.Token with error messages of this package.
-type tokenizer struct {
-	dec *json.Decoder
+// The header parser below is a single-pass scanner specialised for the
+// safetensors schema. It reproduces, decision for decision and message for
+// message, the behaviour of the original implementation built on
+// encoding/json's Decoder.Token (kept in header_stdlib_test.go and compared
+// against by the differential tests and the fuzzer): the same tokenizer state
+// machine (see the st* states), the same value grammar and syntax error
+// texts, the same order of checks, and the same string decoding (including
+// U+FFFD for unpaired surrogates). Since the parser stops at the first value
+// that does not fit the schema, it never has to skip over nested values.
+
+// Token kinds.
+const (
+	tkObjBegin uint8 = iota + 1
+	tkObjEnd
+	tkArrBegin
+	tkArrEnd
+	tkString
+	tkNumber
+	tkTrue
+	tkFalse
+	tkNull
+)
+
+// Tokenizer states, as in encoding/json's Decoder.Token.
+const (
+	stTopValue uint8 = iota
+	stArrayStart
+	stArrayValue
+	stArrayComma
+	stObjectStart
+	stObjectKey
+	stObjectColon
+	stObjectValue
+	stObjectComma
+)
+
+// Number token flags.
+const (
+	numFracExp = 1 << iota // has a fraction or an exponent
+	numNeg                 // starts with '-'
+)
+
+// hdrScanner tokenizes a header held in memory.
+type hdrScanner struct {
+	js    []byte
+	pos   int
+	state uint8
+	depth int
+	stack [8]uint8
+	buf   []byte // scratch for unescaped strings
+
+	// The last string or number token: for strings, js[start:end] is the
+	// text between the quotes and esc reports backslash escapes in it; for
+	// numbers, it is the literal.
+	start, end int
+	esc        bool
+	flags      uint8
+
+	ints   []int64 // shared backing array of the shapes
+	dtypes []dtypeName
 }
 
-func (tk *tokenizer) next() (json.Token, error) {
-	t, err := tk.dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return nil, errorf("header JSON ends unexpectedly")
-		}
-		return nil, errorf("header is not valid JSON: %v", err)
-	}
-	return t, nil
+type dtypeName struct {
+	name string
+	d    dtype.DType
 }
 
-func describe(t json.Token) string {
-	switch v := t.(type) {
-	case json.Delim:
-		switch v {
-		case '{':
-			return "an object"
-		case '[':
-			return "an array"
-		}
-		return "'" + v.String() + "'"
-	case string:
-		return "a string"
-	case json.Number:
-		return "the number " + v.String()
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
+// strSpecial marks the bytes that end the fast path of string scanning.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
 	}
-	return fmt.Sprintf("%v", t)
-}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// quoteChar formats c as encoding/json does in syntax errors.
+func quoteChar(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	s := strconv.Quote(string(rune(c)))
+	return "'" + s[1:len(s)-1] + "'"
+}
+
+func errEOF() error { return errorf("header JSON ends unexpectedly") }
+
+func errUnexpectedEOF() error { return errorf("header is not valid JSON: unexpected EOF") }
+
+// errChar is encoding/json's "invalid character" syntax error; context
+// starts with a space.
+func errChar(c byte, context string) error {
+	return errorf("header is not valid JSON: invalid character %s%s", quoteChar(c), context)
+}
+
+func (s *hdrScanner) valueAllowed() bool {
+	switch s.state {
+	case stTopValue, stArrayStart, stArrayValue, stObjectValue:
+		return true
+	}
+	return false
+}
+
+func (s *hdrScanner) valueEnd() {
+	switch s.state {
+	case stArrayStart, stArrayValue:
+		s.state = stArrayComma
+	case stObjectValue:
+		s.state = stObjectComma
+	}
+}
+
+func (s *hdrScanner) tokenError(c byte) error {
+	var context string
+	switch s.state {
+	case stTopValue, stArrayStart, stArrayValue, stObjectValue:
+		context = " looking for beginning of value"
+	case stArrayComma:
+		context = " after array element"
+	case stObjectKey:
+		context = " looking for beginning of object key string"
+	case stObjectColon:
+		context = " after object key"
+	case stObjectComma:
+		context = " after object key:value pair"
+	}
+	return errChar(c, context)
+}
+
+// next returns the next token, like Decoder.Token: commas and colons are
+// consumed silently, delimiters are checked against the current state.
+func (s *hdrScanner) next() (uint8, error) {
+	js := s.js
+	for {
+		i := s.pos
+		for i < len(js) && isJSONSpace(js[i]) {
+			i++
+		}
+		s.pos = i
+		if i >= len(js) {
+			return 0, errEOF()
+		}
+		c := js[i]
+		switch c {
+		case '[', '{':
+			if !s.valueAllowed() {
+				return 0, s.tokenError(c)
+			}
+			if s.depth == len(s.stack) {
+				// Unreachable: the parser never descends this far.
+				return 0, errorf("header JSON is nested deeper than %d levels", len(s.stack))
+			}
+			s.stack[s.depth] = s.state
+			s.depth++
+			s.pos = i + 1
+			if c == '[' {
+				s.state = stArrayStart
+				return tkArrBegin, nil
+			}
+			s.state = stObjectStart
+			return tkObjBegin, nil
+		case ']', '}':
+			if c == ']' && s.state != stArrayStart && s.state != stArrayComma ||
+				c == '}' && s.state != stObjectStart && s.state != stObjectComma || s.depth == 0 {
+				return 0, s.tokenError(c)
+			}
+			s.pos = i + 1
+			s.depth--
+			s.state = s.stack[s.depth]
+			s.valueEnd()
+			if c == ']' {
+				return tkArrEnd, nil
+			}
+			return tkObjEnd, nil
+		case ':':
+			if s.state != stObjectColon {
+				return 0, s.tokenError(c)
+			}
+			s.pos = i + 1
+			s.state = stObjectValue
+			continue
+		case ',':
+			switch s.state {
+			case stArrayComma:
+				s.state = stArrayValue
+			case stObjectComma:
+				s.state = stObjectKey
+			default:
+				return 0, s.tokenError(c)
+			}
+			s.pos = i + 1
+			continue
+		case '"':
+			if s.state == stObjectStart || s.state == stObjectKey {
+				t, err := s.scanString(i)
+				if err == nil {
+					s.state = stObjectColon
+				}
+				return t, err
+			}
+		}
+		if !s.valueAllowed() {
+			return 0, s.tokenError(c)
+		}
+		t, err := s.scanValue(i)
+		if err == nil {
+			s.valueEnd()
+		}
+		return t, err
+	}
+}
+
+// scanValue scans the string, number or literal starting at js[i].
+func (s *hdrScanner) scanValue(i int) (uint8, error) {
+	switch c := s.js[i]; {
+	case c == '"':
+		return s.scanString(i)
+	case c == '-' || isDigit(c):
+		return s.scanNumber(i)
+	case c == 't':
+		return s.scanLiteral(i, "true", tkTrue)
+	case c == 'f':
+		return s.scanLiteral(i, "false", tkFalse)
+	case c == 'n':
+		return s.scanLiteral(i, "null", tkNull)
+	default:
+		return 0, errChar(c, " looking for beginning of value")
+	}
+}
+
+// scanString scans the string whose opening quote is js[i].
+func (s *hdrScanner) scanString(i int) (uint8, error) {
+	js := s.js
+	s.start, s.esc = i+1, false
+	j := i + 1
+	for {
+		for j < len(js) && !strSpecial[js[j]] {
+			j++
+		}
+		if j >= len(js) {
+			return 0, errUnexpectedEOF()
+		}
+		switch c := js[j]; c {
+		case '"':
+			s.end = j
+			s.pos = j + 1
+			return tkString, nil
+		case '\\':
+			s.esc = true
+			if j+1 >= len(js) {
+				return 0, errUnexpectedEOF()
+			}
+			switch e := js[j+1]; e {
+			case 'b', 'f', 'n', 'r', 't', '\\', '/', '"':
+				j += 2
+			case 'u':
+				for k := j + 2; k < j+6; k++ {
+					if k >= len(js) {
+						return 0, errUnexpectedEOF()
+					}
+					if !isHex(js[k]) {
+						return 0, errChar(js[k], ` in \u hexadecimal character escape`)
+					}
+				}
+				j += 6
+			default:
+				return 0, errChar(e, " in string escape code")
+			}
+		default: // control character
+			return 0, errChar(c, " in string literal")
+		}
+	}
+}
+
+// scanNumber scans the number starting at js[i] with encoding/json's
+// grammar: the number ends at the first byte that cannot continue it.
+func (s *hdrScanner) scanNumber(i int) (uint8, error) {
+	js := s.js
+	flags := uint8(0)
+	j := i
+	if js[j] == '-' {
+		flags |= numNeg
+		j++
+		if j >= len(js) {
+			return 0, errUnexpectedEOF()
+		}
+		if !isDigit(js[j]) {
+			return 0, errChar(js[j], " in numeric literal")
+		}
+	}
+	if js[j] == '0' {
+		j++
+	} else {
+		for j < len(js) && isDigit(js[j]) {
+			j++
+		}
+	}
+	if j < len(js) && js[j] == '.' {
+		flags |= numFracExp
+		j++
+		if j >= len(js) {
+			return 0, errUnexpectedEOF()
+		}
+		if !isDigit(js[j]) {
+			return 0, errChar(js[j], " after decimal point in numeric literal")
+		}
+		for j < len(js) && isDigit(js[j]) {
+			j++
+		}
+	}
+	if j < len(js) && (js[j] == 'e' || js[j] == 'E') {
+		flags |= numFracExp
+		j++
+		if j < len(js) && (js[j] == '+' || js[j] == '-') {
+			j++
+		}
+		if j >= len(js) {
+			return 0, errUnexpectedEOF()
+		}
+		if !isDigit(js[j]) {
+			return 0, errChar(js[j], " in exponent of numeric literal")
+		}
+		for j < len(js) && isDigit(js[j]) {
+			j++
+		}
+	}
+	s.start, s.end, s.flags = i, j, flags
+	s.pos = j
+	return tkNumber, nil
+}
+
+// scanLiteral scans true, false or null starting at js[i].
+func (s *hdrScanner) scanLiteral(i int, word string, kind uint8) (uint8, error) {
+	js := s.js
+	for k := 1; k < len(word); k++ {
+		if i+k >= len(js) {
+			return 0, errUnexpectedEOF()
+		}
+		if js[i+k] != word[k] {
+			return 0, errChar(js[i+k], " in literal "+word+" (expecting "+quoteChar(word[k])+")")
+		}
+	}
+	s.pos = i + len(word)
+	return kind, nil
+}
+
+// text returns the decoded value of the last string token, or the literal
+// of the last number token. The result may alias the input or the scratch
+// buffer: it is valid until the next call of next or text.
+func (s *hdrScanner) text() []byte {
+	raw := s.js[s.start:s.end]
+	if !s.esc {
+		return raw
+	}
+	s.buf = appendUnquoted(s.buf[:0], raw)
+	return s.buf
+}
+
+// appendUnquoted appends the decoded contents of a scanned (hence
+// well-formed) JSON string with valid UTF-8 to b, exactly as encoding/json
+// decodes it: a \u escape of a surrogate that does not form a valid pair
+// with an immediately following \u escape becomes U+FFFD.
+func appendUnquoted(b, s []byte) []byte {
+	for r := 0; r < len(s); {
+		c := s[r]
+		if c != '\\' {
+			k := r + 1
+			for k < len(s) && s[k] != '\\' {
+				k++
+			}
+			b = append(b, s[r:k]...)
+			r = k
+			continue
+		}
+		if r+1 >= len(s) {
+			return b // unreachable for scanned strings
+		}
+		switch e := s[r+1]; e {
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			rr := getu4(s[r:])
+			if rr < 0 {
+				return b // unreachable for scanned strings
+			}
+			r += 6
+			if utf16.IsSurrogate(rr) {
+				if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != unicode.ReplacementChar {
+					r += 6
+					b = utf8.AppendRune(b, dec)
+					continue
+				}
+				rr = unicode.ReplacementChar
+			}
+			b = utf8.AppendRune(b, rr)
+			continue
+		default: // '"', '\\', '/'
+			b = append(b, e)
+		}
+		r += 2
+	}
+	return b
+}
+
+// getu4 decodes \uXXXX at the start of s, or returns -1.
+func getu4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c = c - '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// describe names a token in error messages.
+func (s *hdrScanner) describe(kind uint8) string {
+	switch kind {
+	case tkObjBegin:
+		return "an object"
+	case tkArrBegin:
+		return "an array"
+	case tkObjEnd:
+		return "'}'"
+	case tkArrEnd:
+		return "']'"
+	case tkString:
+		return "a string"
+	case tkNumber:
+		return "the number " + string(s.js[s.start:s.end])
+	case tkTrue, tkFalse:
+		return "a boolean"
+	}
+	return "null"
+}
 
 func parseJSON(js []byte, h *Header) error {
 	// Leading whitespace is accepted (the Rust crate does; writers may pad).
@@ -295,53 +723,60 @@ func parseJSON(js []byte, h *Header) error {
 	if js[i] != '{' {
 		return errorf("header is not a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	tk := &tokenizer{dec: dec}
-	if _, err := tk.next(); err != nil { // '{'
+	s := &hdrScanner{js: js}
+	if _, err := s.next(); err != nil { // '{'
 		return err
 	}
-	seen := make(map[string]struct{})
+	// A tensor entry takes at least 50 bytes; expect about 128.
+	estimate := min(len(js)/128+1, 1<<14)
+	h.Tensors = make([]TensorInfo, 0, estimate)
+	s.ints = make([]int64, 0, 2*estimate)
+	seen := make(map[string]struct{}, estimate)
 	for {
-		t, err := tk.next()
+		t, err := s.next()
 		if err != nil {
 			return err
 		}
-		if t == json.Delim('}') {
+		if t == tkObjEnd {
 			break
 		}
-		key, ok := t.(string)
-		if !ok {
-			return errorf("header is not valid JSON: unexpected %s", describe(t))
+		if t != tkString {
+			return errorf("header is not valid JSON: unexpected %s", s.describe(t))
 		}
-		if _, dup := seen[key]; dup {
-			if key == metadataKey {
+		key := s.text()
+		if _, dup := seen[string(key)]; dup {
+			if string(key) == metadataKey {
 				return errorf("duplicate %q key", metadataKey)
 			}
 			return errorf("duplicate tensor name %q", key)
 		}
-		seen[key] = struct{}{}
-		if key == metadataKey {
-			md, err := parseMetadata(tk)
+		if string(key) == metadataKey {
+			seen[metadataKey] = struct{}{}
+			md, err := s.parseMetadata()
 			if err != nil {
 				return err
 			}
 			h.Metadata = md
 			continue
 		}
-		if key == "" {
+		name := string(key)
+		seen[name] = struct{}{}
+		if name == "" {
 			return errorf("empty tensor name")
 		}
 		if len(h.Tensors) >= maxTensors {
 			return errorf("header lists more than %d tensors", maxTensors)
 		}
-		ti, err := parseTensor(tk, key)
+		ti, err := s.parseTensor(name)
 		if err != nil {
 			return err
 		}
 		h.Tensors = append(h.Tensors, ti)
 	}
-	end := dec.InputOffset()
+	if len(h.Tensors) == 0 {
+		h.Tensors = nil
+	}
+	end := s.pos
 	for _, c := range js[end:] {
 		if !isJSONSpace(c) {
 			if c == 0 {
@@ -354,81 +789,98 @@ func parseJSON(js []byte, h *Header) error {
 	return nil
 }
 
-func parseMetadata(tk *tokenizer) (map[string]string, error) {
-	t, err := tk.next()
+func (s *hdrScanner) parseMetadata() (map[string]string, error) {
+	t, err := s.next()
 	if err != nil {
 		return nil, err
 	}
-	if t != json.Delim('{') {
-		return nil, errorf("%q is %s, not an object", metadataKey, describe(t))
+	if t != tkObjBegin {
+		return nil, errorf("%q is %s, not an object", metadataKey, s.describe(t))
 	}
 	md := make(map[string]string)
 	for {
-		t, err := tk.next()
+		t, err := s.next()
 		if err != nil {
 			return nil, err
 		}
-		if t == json.Delim('}') {
+		if t == tkObjEnd {
 			return md, nil
 		}
-		k, ok := t.(string)
-		if !ok {
-			return nil, errorf("header is not valid JSON: unexpected %s in %q", describe(t), metadataKey)
+		if t != tkString {
+			return nil, errorf("header is not valid JSON: unexpected %s in %q", s.describe(t), metadataKey)
 		}
-		if _, dup := md[k]; dup {
-			return nil, errorf("duplicate metadata key %q", k)
+		kb := s.text()
+		if _, dup := md[string(kb)]; dup {
+			return nil, errorf("duplicate metadata key %q", kb)
 		}
-		v, err := tk.next()
+		k := string(kb)
+		v, err := s.next()
 		if err != nil {
 			return nil, err
 		}
-		s, ok := v.(string)
-		if !ok {
-			return nil, errorf("metadata value for %q is not a string (it is %s)", k, describe(v))
+		if v != tkString {
+			return nil, errorf("metadata value for %q is not a string (it is %s)", k, s.describe(v))
 		}
-		md[k] = s
+		md[k] = string(s.text())
 	}
 }
 
-func parseTensor(tk *tokenizer, name string) (TensorInfo, error) {
+// parseDType decodes the dtype name b, caching the names seen so far.
+func (s *hdrScanner) parseDType(b []byte) (dtype.DType, bool) {
+	for _, c := range s.dtypes {
+		if c.name == string(b) {
+			return c.d, true
+		}
+	}
+	name := string(b)
+	d, err := dtype.Parse(name)
+	if err != nil {
+		return d, false
+	}
+	if len(s.dtypes) < 8 {
+		s.dtypes = append(s.dtypes, dtypeName{name, d})
+	}
+	return d, true
+}
+
+func (s *hdrScanner) parseTensor(name string) (TensorInfo, error) {
 	ti := TensorInfo{Name: name}
-	t, err := tk.next()
+	t, err := s.next()
 	if err != nil {
 		return ti, err
 	}
-	if t != json.Delim('{') {
-		return ti, errorf("tensor %q is %s, not an object", name, describe(t))
+	if t != tkObjBegin {
+		return ti, errorf("tensor %q is %s, not an object", name, s.describe(t))
 	}
 	var haveDType, haveShape, haveOffsets bool
 	for {
-		t, err := tk.next()
+		t, err := s.next()
 		if err != nil {
 			return ti, err
 		}
-		if t == json.Delim('}') {
+		if t == tkObjEnd {
 			break
 		}
-		key, ok := t.(string)
-		if !ok {
-			return ti, errorf("header is not valid JSON: unexpected %s in tensor %q", describe(t), name)
+		if t != tkString {
+			return ti, errorf("header is not valid JSON: unexpected %s in tensor %q", s.describe(t), name)
 		}
-		switch key {
+		switch key := s.text(); string(key) {
 		case "dtype":
 			if haveDType {
 				return ti, errorf("tensor %q: duplicate key \"dtype\"", name)
 			}
 			haveDType = true
-			v, err := tk.next()
+			v, err := s.next()
 			if err != nil {
 				return ti, err
 			}
-			s, ok := v.(string)
-			if !ok {
-				return ti, errorf("tensor %q: dtype is %s, not a string", name, describe(v))
+			if v != tkString {
+				return ti, errorf("tensor %q: dtype is %s, not a string", name, s.describe(v))
 			}
-			d, err := dtype.Parse(s)
-			if err != nil {
-				return ti, errorf("unknown dtype %q for tensor %q", s, name)
+			b := s.text()
+			d, ok := s.parseDType(b)
+			if !ok {
+				return ti, errorf("unknown dtype %q for tensor %q", b, name)
 			}
 			ti.DType = d
 		case "shape":
@@ -436,7 +888,7 @@ func parseTensor(tk *tokenizer, name string) (TensorInfo, error) {
 				return ti, errorf("tensor %q: duplicate key \"shape\"", name)
 			}
 			haveShape = true
-			shape, err := parseIntArray(tk, name, "shape", -1)
+			shape, err := s.parseIntArray(name, "shape", -1)
 			if err != nil {
 				return ti, err
 			}
@@ -446,11 +898,13 @@ func parseTensor(tk *tokenizer, name string) (TensorInfo, error) {
 				return ti, errorf("tensor %q: duplicate key \"data_offsets\"", name)
 			}
 			haveOffsets = true
-			offs, err := parseIntArray(tk, name, "data_offsets", 2)
+			offs, err := s.parseIntArray(name, "data_offsets", 2)
 			if err != nil {
 				return ti, err
 			}
 			ti.Begin, ti.End = offs[0], offs[1]
+			// The offsets need not stay in the shared shape array.
+			s.ints = s.ints[:len(s.ints)-2]
 		default:
 			return ti, errorf("tensor %q: unknown key %q", name, key)
 		}
@@ -463,52 +917,81 @@ func parseTensor(tk *tokenizer, name string) (TensorInfo, error) {
 	case !haveOffsets:
 		return ti, errorf("tensor %q: missing \"data_offsets\"", name)
 	}
-	if ti.Shape == nil {
-		ti.Shape = []int64{}
-	}
 	return ti, nil
 }
 
 // parseIntArray reads an array of non-negative integers that fit int64.
-// want >= 0 requires exactly that many elements.
-func parseIntArray(tk *tokenizer, name, field string, want int) ([]int64, error) {
-	t, err := tk.next()
+// want >= 0 requires exactly that many elements. The result is a full slice
+// expression of the shared array s.ints, which it ends (never nil).
+func (s *hdrScanner) parseIntArray(name, field string, want int) ([]int64, error) {
+	t, err := s.next()
 	if err != nil {
 		return nil, err
 	}
-	if t != json.Delim('[') {
-		return nil, errorf("tensor %q: %s is %s, not an array", name, field, describe(t))
+	if t != tkArrBegin {
+		return nil, errorf("tensor %q: %s is %s, not an array", name, field, s.describe(t))
 	}
-	var out []int64
+	start := len(s.ints)
 	for {
-		t, err := tk.next()
+		t, err := s.next()
 		if err != nil {
 			return nil, err
 		}
-		if t == json.Delim(']') {
+		if t == tkArrEnd {
 			break
 		}
-		num, ok := t.(json.Number)
-		if !ok {
-			return nil, errorf("tensor %q: %s contains %s, not an integer", name, field, describe(t))
+		if t != tkNumber {
+			return nil, errorf("tensor %q: %s contains %s, not an integer", name, field, s.describe(t))
 		}
-		if want >= 0 && len(out) == want {
+		if want >= 0 && len(s.ints)-start == want {
 			return nil, errorf("tensor %q: %s has more than %d elements", name, field, want)
 		}
-		v, err := strconv.ParseInt(num.String(), 10, 64)
-		if err != nil || v < 0 {
-			var ne *strconv.NumError
-			if errors.As(err, &ne) && ne.Err == strconv.ErrRange && num.String()[0] != '-' {
+		v, ok, tooLarge := s.intValue()
+		if !ok {
+			num := s.js[s.start:s.end]
+			if tooLarge {
 				return nil, errorf("tensor %q: %s value %s is too large", name, field, num)
 			}
 			return nil, errorf("tensor %q: %s value %s is not a non-negative integer", name, field, num)
 		}
-		out = append(out, v)
+		if len(s.ints) == cap(s.ints) {
+			// Start a new backing array, leaving the finished shapes in
+			// the old one.
+			n := len(s.ints) - start
+			grown := make([]int64, n, max(2*cap(s.ints), 2*n, 16))
+			copy(grown, s.ints[start:])
+			s.ints, start = grown, 0
+		}
+		s.ints = append(s.ints, v)
 	}
-	if want >= 0 && len(out) != want {
-		return nil, errorf("tensor %q: %s has %d elements, want %d", name, field, len(out), want)
+	if n := len(s.ints) - start; want >= 0 && n != want {
+		return nil, errorf("tensor %q: %s has %d elements, want %d", name, field, n, want)
 	}
-	return out, nil
+	return s.ints[start:len(s.ints):len(s.ints)], nil
+}
+
+// intValue converts the last number token as strconv.ParseInt(text, 10, 64) with
+// the negative results rejected: ok is false for fractions, exponents,
+// negative numbers other than -0, and (tooLarge) positive values above
+// math.MaxInt64.
+func (s *hdrScanner) intValue() (v int64, ok, tooLarge bool) {
+	if s.flags&numFracExp != 0 {
+		return 0, false, false
+	}
+	digits := s.js[s.start:s.end]
+	if s.flags&numNeg != 0 {
+		// "-0" is the only negative integer literal ParseInt maps to a
+		// non-negative value (the grammar allows no "-00").
+		return 0, len(digits) == 2 && digits[1] == '0', false
+	}
+	for _, c := range digits {
+		d := int64(c - '0')
+		if v > (math.MaxInt64-d)/10 {
+			return 0, false, true
+		}
+		v = v*10 + d
+	}
+	return v, true, false
 }
 
 // validateLayout checks sizes and the contiguous, hole-free layout of the
