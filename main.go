@@ -47,11 +47,18 @@ func commands() []*cli.Command {
 	merge.Version = version
 	convert.Version = version
 	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command(), workflow.Command()}
-	for _, c := range cmds {
-		c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-			return cliutil.Usage("%v", err)
+	var prepare func(cs []*cli.Command)
+	prepare = func(cs []*cli.Command) {
+		for _, c := range cs {
+			c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
+				return cliutil.Usage("%v", err)
+			}
+			// file names may contain commas: never split --lora a,b.safetensors
+			c.DisableSliceFlagSeparator = true
+			prepare(c.Commands)
 		}
 	}
+	prepare(cmds)
 	return cmds
 }
 

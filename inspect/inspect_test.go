@@ -217,3 +217,51 @@ func TestTriggerWords(t *testing.T) {
 		}
 	}
 }
+
+// TestFullCheckpointsAreCheckpoints: full-size synthetic model files of
+// every architecture (sparse, zero data) are reported as checkpoints of
+// that architecture — not as LoRAs, although Flux-family files carry
+// "…_norm.scale" names that BFL control LoRAs also use.
+func TestFullCheckpointsAreCheckpoints(t *testing.T) {
+	tmp := t.TempDir()
+	for _, a := range arch.All() {
+		t.Run(a.ID, func(t *testing.T) {
+			p := filepath.Join(tmp, a.ID+".safetensors")
+			writeSparseParams(t, p, a.Params(arch.Full))
+			r := File(p, Options{})
+			if r.Kind != "checkpoint" || r.Architecture != a.ID {
+				t.Fatalf("bare %s diffusion model: kind %s, architecture %s (%s)", a.ID, r.Kind, r.Architecture, r.Evidence)
+			}
+		})
+	}
+}
+
+func writeSparseParams(t *testing.T, path string, ps []arch.Param) {
+	t.Helper()
+	hdr := map[string]any{}
+	var off int64
+	for _, p := range ps {
+		n := int64(2)
+		for _, d := range p.Shape {
+			n *= d
+		}
+		hdr[p.Name] = map[string]any{"dtype": "F16", "shape": p.Shape, "data_offsets": []int64{off, off + n}}
+		off += n
+	}
+	js, _ := json.Marshal(hdr)
+	for len(js)%8 != 0 {
+		js = append(js, ' ')
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
+	f.Write(n[:])
+	f.Write(js)
+	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -270,8 +270,28 @@ func Analyze(tensors []TensorRef, meta map[string]string) *Analysis {
 		}
 		put(pk.Prefix, role, pk.Convention, t)
 	}
+	// whole norm scales are BFL control-LoRA tensors only beside real
+	// adapter tensors; alone (a full Flux checkpoint has the same names)
+	// they are ordinary model parameters
+	onlyNorms := an.Conventions["bfl-control"] > 0
+	for conv, n := range an.Conventions {
+		if conv != "bfl-control" && n > 0 {
+			onlyNorms = false
+		}
+	}
 	for _, p := range order {
-		an.Modules = append(an.Modules, byPrefix[p])
+		m := byPrefix[p]
+		if onlyNorms {
+			for _, t := range m.Tensors {
+				an.Other = append(an.Other, t)
+			}
+			continue
+		}
+		an.Modules = append(an.Modules, m)
+	}
+	if onlyNorms {
+		delete(an.Conventions, "bfl-control")
+		sort.Slice(an.Other, func(i, j int) bool { return an.Other[i].Key < an.Other[j].Key })
 	}
 	return an
 }

@@ -773,9 +773,7 @@ func parseJSON(js []byte, h *Header) error {
 		}
 		h.Tensors = append(h.Tensors, ti)
 	}
-	if len(h.Tensors) == 0 {
-		h.Tensors = nil
-	}
+	s.clip(h)
 	end := s.pos
 	for _, c := range js[end:] {
 		if !isJSONSpace(c) {
@@ -787,6 +785,35 @@ func parseJSON(js []byte, h *Header) error {
 		end++
 	}
 	return nil
+}
+
+// clip releases the spare capacity of the preallocated tensor and shape
+// arrays when the size estimate was far too high (say, a header of mostly
+// metadata), so that a retained Header does not pin it.
+func (s *hdrScanner) clip(h *Header) {
+	if len(h.Tensors) == 0 {
+		h.Tensors = nil
+		return
+	}
+	if cap(h.Tensors) > 2*len(h.Tensors)+16 {
+		h.Tensors = append([]TensorInfo(nil), h.Tensors...)
+	}
+	if cap(s.ints) > 2*len(s.ints)+64 {
+		// Only the last chunk can be oversized, but copying every shape
+		// is simpler and cheap.
+		n := 0
+		for _, t := range h.Tensors {
+			n += len(t.Shape)
+		}
+		ints := make([]int64, 0, n)
+		for i := range h.Tensors {
+			t := &h.Tensors[i]
+			start := len(ints)
+			ints = append(ints, t.Shape...)
+			t.Shape = ints[start:len(ints):len(ints)]
+		}
+		s.ints = ints
+	}
 }
 
 func (s *hdrScanner) parseMetadata() (map[string]string, error) {

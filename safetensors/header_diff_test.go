@@ -88,6 +88,16 @@ func TestParseHeaderDifferential(t *testing.T) {
 	if accepted < total*9/10 {
 		t.Errorf("only %d of %d generated headers accepted", accepted, total)
 	}
+	// Mostly metadata: the preallocated arrays are clipped.
+	big := mk(`{"__metadata__":{"k":"`+strings.Repeat("x", 100_000)+`"},`+tj("a", "F32", "[2,3]", "[0,24]")+","+tj("b", "U8", "[]", "[24,25]")+"}", zeros(25))
+	if compareParsers(t, big) {
+		h, _ := ParseHeader(big, int64(len(big)))
+		if cap(h.Tensors) != 2 || cap(h.Tensors[0].Shape) != 2 || cap(h.Tensors[1].Shape) != 0 {
+			t.Errorf("metadata-heavy header: capacities %d, %d, %d", cap(h.Tensors), cap(h.Tensors[0].Shape), cap(h.Tensors[1].Shape))
+		}
+	} else {
+		t.Error("metadata-heavy header rejected")
+	}
 	hdr, fileSize := loraHeaderFile(t)
 	h1, err1 := ParseHeader(hdr, fileSize)
 	h2, err2 := parseHeaderStdlib(hdr, fileSize)
