@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -15,27 +14,8 @@ import (
 // Shared test machinery for hunyuan-video, wan, qwen-image, hidream, z-image,
 // lumina2 and ltxv (suffix B).
 
-// viewB is a View over a name → shape map.
-type viewB map[string][]int64
-
-func (v viewB) Has(name string) bool { _, ok := v[name]; return ok }
-
-func (v viewB) Shape(name string) []int64 { return v[name] }
-
-func (v viewB) Count(prefix string) int {
-	seen := map[int]bool{}
-	for k := range v {
-		rest, ok := strings.CutPrefix(k, prefix)
-		if !ok {
-			continue
-		}
-		num, _, ok := strings.Cut(rest, ".")
-		if n, err := strconv.Atoi(num); ok && err == nil {
-			seen[n] = true
-		}
-	}
-	return len(seen)
-}
+// viewB is the registry's MapView (name → shape).
+type viewB = MapView
 
 func viewOfB(ps []Param) viewB {
 	v := viewB{}

@@ -8,34 +8,14 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 )
 
 // Shared test helpers for flux1, chroma, flux2, sd3 and auraflow (prefix mm).
 
-// mmView is a View over a name → shape map.
-type mmView map[string][]int64
-
-func (v mmView) Has(name string) bool { _, ok := v[name]; return ok }
-
-func (v mmView) Shape(name string) []int64 { return v[name] }
-
-func (v mmView) Count(prefix string) int {
-	seen := map[string]bool{}
-	for k := range v {
-		rest, ok := strings.CutPrefix(k, prefix)
-		if !ok {
-			continue
-		}
-		n, _, ok := strings.Cut(rest, ".")
-		if _, err := strconv.Atoi(n); ok && err == nil {
-			seen[n] = true
-		}
-	}
-	return len(seen)
-}
+// mmView is the registry's MapView (name → shape).
+type mmView = MapView
 
 func mmViewOf(ps []Param) mmView {
 	v := mmView{}

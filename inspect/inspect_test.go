@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/internal/fixture"
 )
 
 func corpus(t *testing.T) string {
@@ -70,14 +71,8 @@ func sparseFromListing(t *testing.T, listing, out string) {
 	if err := json.Unmarshal(b, &l); err != nil {
 		t.Fatal(err)
 	}
-	hdr := map[string]any{}
-	if len(l.Meta) > 0 {
-		hdr["__metadata__"] = l.Meta
-	}
-	keys := append([]string(nil), l.Keys...)
-	sort.Strings(keys)
-	var off int64
-	for _, k := range keys {
+	var ps []arch.Param
+	for _, k := range l.Keys {
 		shape, ok := l.Shapes[k]
 		if !ok {
 			shape = []int64{1}
@@ -85,31 +80,9 @@ func sparseFromListing(t *testing.T, listing, out string) {
 				shape = []int64{}
 			}
 		}
-		n := int64(2)
-		for _, d := range shape {
-			n *= d
-		}
-		dt := "F16"
-		if l.DTypes[k] == "I64" {
-			dt, n = "I64", n*4
-		}
-		hdr[k] = map[string]any{"dtype": dt, "shape": shape, "data_offsets": []int64{off, off + n}}
-		off += n
+		ps = append(ps, arch.Param{Name: k, Shape: shape, DType: l.DTypes[k]})
 	}
-	js, _ := json.Marshal(hdr)
-	for len(js)%8 != 0 {
-		js = append(js, ' ')
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
-	f.Write(n[:])
-	f.Write(js)
-	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+	if err := fixture.WriteSparse(out, ps, dtype.F16, l.Meta); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -238,30 +211,7 @@ func TestFullCheckpointsAreCheckpoints(t *testing.T) {
 
 func writeSparseParams(t *testing.T, path string, ps []arch.Param) {
 	t.Helper()
-	hdr := map[string]any{}
-	var off int64
-	for _, p := range ps {
-		n := int64(2)
-		for _, d := range p.Shape {
-			n *= d
-		}
-		hdr[p.Name] = map[string]any{"dtype": "F16", "shape": p.Shape, "data_offsets": []int64{off, off + n}}
-		off += n
-	}
-	js, _ := json.Marshal(hdr)
-	for len(js)%8 != 0 {
-		js = append(js, ' ')
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
-	f.Write(n[:])
-	f.Write(js)
-	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+	if err := fixture.WriteSparse(path, ps, dtype.F16, nil); err != nil {
 		t.Fatal(err)
 	}
 }

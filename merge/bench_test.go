@@ -25,7 +25,7 @@ func BenchmarkMergeSD1(b *testing.B) {
 		}
 	}
 	base := filepath.Join(dir, "base.safetensors")
-	writeSparse(&testing.T{}, base, ps, dtype.F16)
+	writeSparse(b, base, ps, dtype.F16)
 	lora := filepath.Join(dir, "lora.safetensors")
 	if _, err := fixture.WriteLoRA(lora, fixture.LoRASpec{Arch: "sd1", Size: arch.Full, Format: "kohya", Rank: 16, Alpha: 8, Seed: 1, Parts: []arch.Part{arch.UNet},
 		Filter: func(m string) bool { return true }}); err != nil {

@@ -2,58 +2,23 @@ package merge
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/loratool/loratool/arch"
 	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/internal/fixture"
 	"github.com/loratool/loratool/safetensors"
 )
 
-// writeSparse writes a safetensors file of zeros with the given tensors
-// without writing the data: the file is extended with Truncate, so a
-// full-size 2 GB checkpoint costs no disk space.
-func writeSparse(t *testing.T, path string, ps []arch.Param, dt dtype.DType) {
+// writeSparse writes full-size zeros without using disk space
+// (fixture.WriteSparse).
+func writeSparse(t testing.TB, path string, ps []arch.Param, dt dtype.DType) {
 	t.Helper()
-	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
-	hdr := map[string]any{}
-	var off int64
-	for _, p := range ps {
-		d := dt
-		if p.DType != "" {
-			d, _ = dtype.Parse(p.DType)
-		}
-		n := int64(1)
-		for _, x := range p.Shape {
-			n *= x
-		}
-		size, err := dtype.Size(d, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hdr[p.Name] = map[string]any{"dtype": d.String(), "shape": p.Shape, "data_offsets": []int64{off, off + size}}
-		off += size
-	}
-	js, _ := json.Marshal(hdr)
-	for len(js)%8 != 0 {
-		js = append(js, ' ')
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
-	f.Write(n[:])
-	f.Write(js)
-	if err := f.Truncate(int64(8+len(js)) + off); err != nil {
+	if err := fixture.WriteSparse(path, ps, dt, nil); err != nil {
 		t.Fatal(err)
 	}
 }
