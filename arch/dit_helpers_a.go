@@ -9,20 +9,8 @@ import (
 // Helpers shared by the MMDiT-style architectures (flux1, chroma, flux2,
 // sd3, auraflow).
 
-// mmParams accumulates parameters in declaration order.
-type mmParams struct{ ps []Param }
-
-func (l *mmParams) add(name string, shape ...int64) {
-	l.ps = append(l.ps, Param{Name: name, Shape: shape})
-}
-
-// linear adds name.weight [out, in] and, with bias, name.bias [out].
-func (l *mmParams) linear(name string, out, in int64, bias bool) {
-	l.add(name+".weight", out, in)
-	if bias {
-		l.add(name+".bias", out)
-	}
-}
+// mmParams is the shared parameter-table builder.
+type mmParams = paramList
 
 // mmI formats a block index.
 func mmI(i int) string { return strconv.Itoa(i) }

@@ -10,32 +10,8 @@ import (
 // qwenimage.go, hidream.go, zimage.go, lumina2.go and ltxv.go. Names carry a
 // "B" suffix so they cannot collide with other files' helpers.
 
-// tableB accumulates the parameters of one diffusion model.
-type tableB struct{ ps []Param }
-
-func (t *tableB) add(name string, shape ...int64) {
-	t.ps = append(t.ps, Param{Name: name, Shape: shape})
-}
-
-// linear adds a Linear layer's weight [out, in] and, with bias, its bias.
-func (t *tableB) linear(name string, out, in int64, bias bool) {
-	t.add(name+".weight", out, in)
-	if bias {
-		t.add(name+".bias", out)
-	}
-}
-
-// weight adds a 1-D norm weight (RMSNorm, affine LayerNorm without bias).
-func (t *tableB) weight(name string, n int64) { t.add(name+".weight", n) }
-
-// layerNorm adds an affine LayerNorm's weight and bias.
-func (t *tableB) layerNorm(name string, n int64) {
-	t.add(name+".weight", n)
-	t.add(name+".bias", n)
-}
-
-// scale adds a Flux-style RMSNorm parameter ("<name>.scale").
-func (t *tableB) scale(name string, n int64) { t.add(name+".scale", n) }
+// tableB is the shared parameter-table builder.
+type tableB = paramList
 
 // aliasesB accumulates foreign module names.
 type aliasesB struct{ as []Alias }

@@ -48,10 +48,10 @@ func hunyuanVideoParams(s Size) []Param {
 	mlpEmbed("txt_in.c_embedder", d.ctx)
 	for i := 0; i < d.refiner; i++ {
 		p := "txt_in.individual_token_refiner.blocks." + itoaB(i) + "."
-		t.layerNorm(p+"norm1", h)
+		t.norm(p+"norm1", h)
 		t.linear(p+"self_attn.qkv", 3*h, h, true)
 		t.linear(p+"self_attn.proj", h, h, true)
-		t.layerNorm(p+"norm2", h)
+		t.norm(p+"norm2", h)
 		t.linear(p+"mlp.0", d.mlp, h, true)
 		t.linear(p+"mlp.2", h, d.mlp, true)
 		t.linear(p+"adaLN_modulation.1", 2*h, h, true)

@@ -41,26 +41,6 @@ func (c unetConfig) size(s Size) unetConfig {
 	return c
 }
 
-type paramList struct{ ps []Param }
-
-func (l *paramList) add(name string, shape ...int64) {
-	l.ps = append(l.ps, Param{Name: name, Shape: shape})
-}
-func (l *paramList) linear(name string, out, in int64, bias bool) {
-	l.add(name+".weight", out, in)
-	if bias {
-		l.add(name+".bias", out)
-	}
-}
-func (l *paramList) conv(name string, out, in, k int64) {
-	l.add(name+".weight", out, in, k, k)
-	l.add(name+".bias", out)
-}
-func (l *paramList) norm(name string, c int64) {
-	l.add(name+".weight", c)
-	l.add(name+".bias", c)
-}
-
 func (c unetConfig) resBlock(l *paramList, p string, in, out, emb int64) {
 	l.norm(p+".in_layers.0", in)
 	l.conv(p+".in_layers.2", out, in, 3)

@@ -58,16 +58,16 @@ func wanParams(s Size) []Param {
 		t.linear(p+"cross_attn.k_img", c, c, true)
 		t.linear(p+"cross_attn.v_img", c, c, true)
 		t.weight(p+"cross_attn.norm_k_img", c)
-		t.layerNorm(p+"norm3", c)
+		t.norm(p+"norm3", c)
 		t.linear(p+"ffn.0", d.ffn, c, true)
 		t.linear(p+"ffn.2", c, d.ffn, true)
 	}
 	t.linear("head.head", 4*d.out, c, true)
 	t.add("head.modulation", 1, 2, c)
-	t.layerNorm("img_emb.proj.0", d.img)
+	t.norm("img_emb.proj.0", d.img)
 	t.linear("img_emb.proj.1", d.img, d.img, true)
 	t.linear("img_emb.proj.3", c, d.img, true)
-	t.layerNorm("img_emb.proj.4", c)
+	t.norm("img_emb.proj.4", c)
 	return t.ps
 }
 
