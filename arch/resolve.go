@@ -289,6 +289,9 @@ type Candidate struct {
 	ShapeFit         int // of those, modules whose shapes are consistent
 	ShapeKnown       int // modules whose shape could be checked
 	DiffusionModules int // resolved modules of the diffusion model
+	// Pruned: evaluation stopped once the architecture could no longer
+	// match the best candidate; its counts are partial.
+	Pruned bool
 }
 
 // Rank orders candidates: most modules resolved, then most shape fits,

@@ -67,10 +67,34 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 	if force != nil {
 		archs = []*arch.Arch{force}
 	}
+	// probe a few modules first so the likely architectures are tried
+	// first; then an architecture that can no longer reach the best count
+	// of resolved modules is abandoned early (it cannot win or tie)
+	sample := an.Modules[:min(8, len(an.Modules))]
+	type probe struct {
+		a    *arch.Arch
+		hits int
+	}
+	order := make([]probe, len(archs))
+	for i, a := range archs {
+		order[i].a = a
+		for _, m := range sample {
+			if _, ok := resolve(a, m); ok {
+				order[i].hits++
+			}
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].hits > order[j].hits })
 	var cands []arch.Candidate
-	for _, a := range archs {
+	bestResolved := 0
+	for _, o := range order {
+		a := o.a
 		c := arch.Candidate{Arch: a}
-		for _, m := range an.Modules {
+		for i, m := range an.Modules {
+			if c.Resolved+len(an.Modules)-i < bestResolved {
+				c.Pruned = true
+				break
+			}
 			t, ok := resolve(a, m)
 			if !ok {
 				continue
@@ -85,6 +109,9 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 					c.ShapeFit++
 				}
 			}
+		}
+		if !c.Pruned {
+			bestResolved = max(bestResolved, c.Resolved)
 		}
 		cands = append(cands, c)
 	}
@@ -133,7 +160,7 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 	}
 	if len(ties) > 0 {
 		f.Evidence += "; equally consistent with " + archIDs(ties)
-	} else if len(cands) > 1 && cands[1].Resolved > 0 {
+	} else if len(cands) > 1 && cands[1].Resolved > 0 && !cands[1].Pruned {
 		f.Evidence += fmt.Sprintf("; next best %s (%d resolved, %d shapes fit)", cands[1].Arch.ID, cands[1].Resolved, cands[1].ShapeFit)
 	}
 	return f
@@ -147,7 +174,7 @@ func archIDs(as []*arch.Arch) string {
 	return strings.Join(ids, ", ")
 }
 
-var unetWords = regexp.MustCompile(`(down_blocks|input_blocks|up_blocks|output_blocks|middle_block|mid_block)`)
+var unetWords = []string{"down_blocks", "input_blocks", "up_blocks", "output_blocks", "middle_block", "mid_block"}
 
 // GuessPart names the model part a module addresses from its prefix
 // alone (comfyui-lora.md §1.4), for modules no architecture resolves.
@@ -185,8 +212,10 @@ func GuessPart(prefix string) arch.Part {
 		}
 		return arch.LLM
 	}
-	if unetWords.MatchString(p) {
-		return arch.UNet
+	for _, w := range unetWords {
+		if strings.Contains(p, w) {
+			return arch.UNet
+		}
 	}
 	return arch.DiT
 }
