@@ -10,6 +10,6 @@ fi
 n=$(ls "$dir" | wc -l)
 echo "$n files, $(du -sh "$dir" | cut -f1)"
 for i in 1 2 3; do
-  measure "inspect 1000 --headers-only --json (run $i)" "$BIN" inspect "$dir" --headers-only --json
   measure "inspect 1000 --json (run $i)" "$BIN" inspect "$dir" --json
+  measure "inspect 1000 --alphas --json (run $i)" "$BIN" inspect "$dir" --alphas --json
 done

@@ -20,7 +20,7 @@ func BenchmarkInspectLoRA(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opt  Options
-	}{{"headers-only", Options{HeadersOnly: true}}, {"with-alphas", Options{}}} {
+	}{{"headers-only", Options{}}, {"with-alphas", Options{Alphas: true}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if r := File(p, bc.opt); r.Error != "" || r.Architecture != "sd1" {

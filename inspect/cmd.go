@@ -16,7 +16,8 @@ func Command() *cli.Command {
 		Name:      "inspect",
 		Usage:     "say what LoRA, checkpoint or embedding files are",
 		ArgsUsage: "FILE|FOLDER...",
-		Description: `Reads each file's header (and its scalar alpha tensors) and reports kind,
+		Description: `Reads each file's header (nothing else unless --alphas, --stats or --hash)
+and reports kind,
 format, architecture with the evidence, algorithms, targets, ranks, alphas,
 dtypes, training metadata, trigger words and what will not load. Folders are
 searched recursively for *.safetensors; files are read in parallel and a bad
@@ -26,12 +27,12 @@ Examples:
    loratool inspect pixel-art.safetensors
    loratool inspect ~/ComfyUI/models/loras --json > loras.jsonl
    loratool inspect flux-lora.safetensors --hash --stats
-   loratool inspect old-lora.safetensors --arch sd2 --verbose`,
+   loratool inspect old-lora.safetensors --arch sd2 --alphas --verbose`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per file per line (JSON Lines) on stdout"},
 			&cli.BoolFlag{Name: "hash", Usage: "compute AutoV1/AutoV2/AutoV3 (sshs_model_hash) hashes and check the stored one (reads the whole file)"},
 			&cli.BoolFlag{Name: "stats", Usage: "read every tensor: per-block norms (LoRAs: of the weight deltas) and NaN/Inf counts"},
-			&cli.BoolFlag{Name: "headers-only", Usage: "read only the header bytes (alpha values then come from metadata)"},
+			&cli.BoolFlag{Name: "alphas", Usage: "also read the alpha tensors' values (a few bytes each); by default only the header is read and alphas come from ss_network_alpha"},
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list all unknown keys and the full metadata"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files inspected in parallel (default: 2 per core)"},
@@ -40,7 +41,7 @@ Examples:
 			if cmd.Args().Len() == 0 {
 				return cliutil.Usage("inspect needs at least one file or folder")
 			}
-			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), HeadersOnly: cmd.Bool("headers-only"), Arch: cmd.String("arch")}
+			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), Alphas: cmd.Bool("alphas"), Arch: cmd.String("arch")}
 			files, bad := Expand(cmd.Args().Slice())
 			failed := len(bad)
 			out := cliutil.NewJSONLines(os.Stdout)

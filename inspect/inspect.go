@@ -15,12 +15,14 @@ import (
 
 // Options select what inspect reads beyond the header.
 type Options struct {
-	// HeadersOnly reads nothing but the header: alpha values then come
-	// from ss_network_alpha metadata, if any.
-	HeadersOnly bool
-	Stats       bool   // read every tensor: per-block norms, NaN/Inf counts
-	Hash        bool   // hash the file (one sequential read)
-	Arch        string // force an architecture id instead of detecting it
+	// Alphas reads the values of the LoRA modules' alpha tensors (a few
+	// bytes each). Without it (and without Stats or Hash) inspect reads
+	// nothing but the header, and alpha values come from the
+	// ss_network_alpha metadata when the file has it.
+	Alphas bool
+	Stats  bool   // read every tensor: per-block norms, NaN/Inf counts
+	Hash   bool   // hash the file (one sequential read)
+	Arch   string // force an architecture id instead of detecting it
 }
 
 // File inspects one safetensors file. It never returns nil; on failure
@@ -81,14 +83,14 @@ func File(path string, opt Options) *Report {
 			return r
 		}
 		defer f.Close()
-		if r.Kind == "lora" && !opt.HeadersOnly {
+		if r.Kind == "lora" {
 			readAlphas(r, func(key string) (float32, error) { return scalarAt(h, key, f.Bytes) }, an)
 		}
 		r.Stats = computeStats(f, an, fit, r.Kind == "lora")
 		if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
 		}
-	case r.Kind == "lora" && !opt.HeadersOnly:
+	case r.Kind == "lora" && opt.Alphas:
 		// a few bytes per alpha: positioned reads beat faulting in a mapping
 		fh, err := os.Open(path)
 		if err != nil {
@@ -106,8 +108,8 @@ func File(path string, opt Options) *Report {
 			})
 		}, an)
 	}
-	if r.Kind == "lora" && (opt.HeadersOnly || r.Alpha == nil) {
-		alphaFromMetadata(r, an)
+	if r.Kind == "lora" && r.Alpha == nil {
+		alphaFromHeader(r, an)
 	}
 	if opt.Hash {
 		hs, err := hashFile(path, h.DataOffset)
@@ -474,19 +476,38 @@ func readAlphas(r *Report, scalar func(key string) (float32, error), an *lora.An
 	}
 	r.Alpha = &s
 	if s.Missing > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d low-rank modules have no alpha: loaders use scale 1.0 (alpha = rank); a PEFT lora_alpha kept outside the file is lost", s.Missing))
+		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
 	}
 }
 
-func alphaFromMetadata(r *Report, an *lora.Analysis) {
-	v := r.Metadata["ss_network_alpha"]
-	var a float64
-	if _, err := fmt.Sscanf(v, "%g", &a); err != nil {
+// alphaFromHeader summarises alphas without reading tensor data: which
+// modules carry an alpha tensor, and the value from ss_network_alpha.
+func alphaFromHeader(r *Report, an *lora.Analysis) {
+	s := AlphaSummary{}
+	for _, m := range an.Modules {
+		if m.Has(lora.RoleAlpha) {
+			s.Present++
+		} else if m.Rank() > 0 {
+			s.Missing++
+		}
+	}
+	if s.Present == 0 && s.Missing == 0 {
 		return
 	}
-	if r.Alpha == nil {
-		r.Alpha = &AlphaSummary{Min: a, Max: a, FromMetadata: true, Present: len(an.Modules)}
+	var a float64
+	if _, err := fmt.Sscanf(r.Metadata["ss_network_alpha"], "%g", &a); err == nil && s.Present > 0 {
+		s.Min, s.Max, s.FromMetadata = a, a, true
+	} else if s.Present > 0 {
+		s.NotRead = true
 	}
+	r.Alpha = &s
+	if s.Missing > 0 {
+		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
+	}
+}
+
+func missingAlphaWarning(n int) string {
+	return fmt.Sprintf("%d low-rank modules have no alpha: loaders use scale 1.0 (alpha = rank); a PEFT lora_alpha kept outside the file is lost", n)
 }
 
 // scalarAt decodes a one-element tensor; bytes returns its raw bytes.

@@ -52,8 +52,11 @@ type AlphaSummary struct {
 	Present int     `json:"present"` // modules with an alpha tensor
 	Missing int     `json:"missing"` // low-rank modules without an alpha tensor (scale 1)
 	// FromMetadata is true when the values come from ss_network_alpha
-	// because tensor values were not read (--headers-only).
+	// because tensor values were not read (no --alphas).
 	FromMetadata bool `json:"from_metadata,omitempty"`
+	// NotRead is true when the file has alpha tensors whose values were not
+	// read and its metadata does not state them (use --alphas).
+	NotRead bool `json:"not_read,omitempty"`
 }
 
 // Hashes are the hashes model sites and tools show for a file.

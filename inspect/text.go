@@ -65,6 +65,8 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 		s := fmt.Sprintf("%g", a.Min)
 		if a.Present == 0 {
 			s = "none"
+		} else if a.NotRead {
+			s = fmt.Sprintf("in %d modules (values not read: --alphas)", a.Present)
 		} else if a.Min != a.Max {
 			s = fmt.Sprintf("%g..%g", a.Min, a.Max)
 		}

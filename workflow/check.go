@@ -223,7 +223,7 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 		if !resolveAs(&lr.File, lr.NodeID, lr.NodeType, lr.Name, SeverityError, "") {
 			continue
 		}
-		rep := inspect.File(lr.Path, inspect.Options{HeadersOnly: true})
+		rep := inspect.File(lr.Path, inspect.Options{})
 		if rep.Error != "" {
 			r.add(SeverityError, CodeUnreadable, lr.NodeID, "LoRA %s: %s", lr.Path, rep.Error)
 			continue
