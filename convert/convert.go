@@ -576,7 +576,10 @@ func emit(a *arch.Arch, pieces []*piece, format string) ([]outTensor, map[string
 				alpha = nil
 				s, ok := lm.uniform()
 				if ok && s == 1 && lm.unchanged {
-					// no alpha: scale 1, as the input had
+					// no alpha in the input (scale 1): write alpha = rank so
+					// every loader reads scale 1 explicitly (kohya's own
+					// loaders and ComfyUI agree on it then)
+					alpha = computed(dtype.F32, []int64{}, []float32{float32(lm.r)})
 				} else {
 					af := float32(s * float64(lm.r))
 					if !ok || float64(af)/float64(lm.r) != s {
