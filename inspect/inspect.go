@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/convert/pt"
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
@@ -42,6 +44,9 @@ func File(path string, opt Options) *Report {
 	}
 	h, err := safetensors.ReadHeader(path)
 	if err != nil {
+		if looksLikePickle(path) {
+			return inspectPickle(r, path, forced)
+		}
 		r.Error = err.Error()
 		return r
 	}
@@ -57,13 +62,25 @@ func File(path string, opt Options) *Report {
 		r.Params += t.NumElements()
 		refs = append(refs, lora.TensorRef{Key: t.Name, Shape: t.Shape, DType: t.DType.String()})
 	}
+	return describe(r, path, h, refs, dts, forced, opt)
+}
+
+// describe classifies a file from its tensor names, shapes and dtypes.
+func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorRef, dts map[string]bool, forced *arch.Arch, opt Options) *Report {
 	for d := range dts {
 		r.DTypes = append(r.DTypes, d)
 	}
 	sort.Strings(r.DTypes)
 	sort.Slice(refs, func(i, j int) bool { return refs[i].Key < refs[j].Key })
 
-	an := lora.Analyze(refs, h.Metadata)
+	var meta map[string]string
+	if h != nil {
+		meta = h.Metadata
+	} else if opt.Stats || opt.Alphas || opt.Hash {
+		r.Warnings = append(r.Warnings, "--stats, --alphas and --hash read safetensors files only; convert this pickle first (loratool convert)")
+		opt.Stats, opt.Alphas, opt.Hash = false, false, false
+	}
+	an := lora.Analyze(refs, meta)
 	var fit lora.Fit
 	switch {
 	case len(an.Modules) > 0:
@@ -531,4 +548,50 @@ func scalarAt(h *safetensors.Header, key string, bytes func(safetensors.TensorIn
 		return 0, err
 	}
 	return v[0], nil
+}
+
+// looksLikePickle reports whether a file is a PyTorch checkpoint: a zip
+// archive (torch.save since 1.6) or a raw pickle (older torch.save).
+func looksLikePickle(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	return string(b[:]) == "PK\x03\x04" || b[0] == 0x80 && b[1] >= 2 && b[1] <= 5
+}
+
+// inspectPickle describes a PyTorch pickle checkpoint from its tensor
+// names and shapes, read without executing anything (package convert/pt).
+func inspectPickle(r *Report, path string, forced *arch.Arch) *Report {
+	ck, err := pt.Open(path)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer ck.Close()
+	if st, err := os.Stat(path); err == nil {
+		r.Size = st.Size()
+	}
+	r.Tensors = len(ck.Tensors)
+	dts := map[string]bool{}
+	refs := make([]lora.TensorRef, 0, len(ck.Tensors))
+	for _, t := range ck.Tensors {
+		dts[t.DType] = true
+		n := int64(1)
+		for _, d := range t.Shape {
+			n *= d
+		}
+		r.Params += n
+		refs = append(refs, lora.TensorRef{Key: t.Name, Shape: t.Shape, DType: t.DType})
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Key < refs[j].Key })
+	r = describe(r, path, nil, refs, dts, forced, Options{})
+	r.Format = "pytorch pickle; " + r.Format
+	r.Warnings = append(r.Warnings, "a PyTorch pickle: `loratool convert "+filepath.Base(path)+"` turns it into safetensors without running its code")
+	return r
 }

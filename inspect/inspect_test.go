@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/convert/pt/pttest"
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/internal/fixture"
 )
@@ -213,5 +214,24 @@ func writeSparseParams(t *testing.T, path string, ps []arch.Param) {
 	t.Helper()
 	if err := fixture.WriteSparse(path, ps, dtype.F16, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInspectPickle: an old LoRA saved by torch is described from its
+// pickle (names, shapes) without running it.
+func TestInspectPickle(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "old.pt")
+	f16 := func(n int) []byte { return make([]byte, 2*n) }
+	err := pttest.WriteStateDict(p, []pttest.Tensor{
+		{Name: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight", Storage: "HalfStorage", Shape: []int64{4, 768}, Data: f16(4 * 768)},
+		{Name: "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight", Storage: "HalfStorage", Shape: []int64{320, 4}, Data: f16(320 * 4)},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := File(p, Options{})
+	if r.Error != "" || r.Kind != "lora" || r.Architecture != "sd1" || !strings.HasPrefix(r.Format, "pytorch pickle") {
+		t.Fatalf("report %+v", r)
 	}
 }

@@ -10,8 +10,13 @@ import (
 	"sync"
 )
 
+// inspectable are the extensions a folder walk picks up: safetensors and
+// PyTorch pickles (read without running them).
+var inspectable = map[string]bool{".safetensors": true, ".ckpt": true, ".pt": true, ".pth": true}
+
 // Expand turns files and folders into the list of files to inspect:
-// folders are walked recursively for *.safetensors, in lexical order.
+// folders are walked recursively for *.safetensors, *.ckpt, *.pt and
+// *.pth, in lexical order.
 // Missing paths are returned as reports with an error.
 func Expand(paths []string) (files []string, bad []*Report) {
 	for _, p := range paths {
@@ -30,7 +35,7 @@ func Expand(paths []string) (files []string, bad []*Report) {
 				bad = append(bad, &Report{File: path, Error: err.Error()})
 				return nil
 			}
-			if !d.IsDir() && strings.EqualFold(filepath.Ext(path), ".safetensors") {
+			if !d.IsDir() && inspectable[strings.ToLower(filepath.Ext(path))] {
 				found = append(found, path)
 			}
 			return nil
