@@ -17,11 +17,11 @@ func Command() *cli.Command {
 		Usage:     "say what LoRA, checkpoint or embedding files are",
 		ArgsUsage: "FILE|FOLDER...",
 		Description: `Reads each file's header (nothing else unless --alphas, --stats or --hash)
-and reports kind,
-format, architecture with the evidence, algorithms, targets, ranks, alphas,
-dtypes, training metadata, trigger words and what will not load. Folders are
-searched recursively for *.safetensors; files are read in parallel and a bad
-file does not stop the others (exit status 1 at the end).
+and reports kind, format, architecture with the evidence, algorithms,
+targets, ranks, alphas, dtypes, training metadata, trigger words and what
+will not load. Folders are searched recursively for *.safetensors (and
+*.ckpt/*.pt/*.pth pickles, read without running them); files are read in
+parallel and a bad file does not stop the others (exit status 1 at the end).
 
 Examples:
    loratool inspect pixel-art.safetensors
