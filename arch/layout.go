@@ -157,6 +157,14 @@ func (a *Arch) Locate(t Target, info CheckpointInfo, param string) (Placement, e
 	if !ok {
 		return Placement{}, fmt.Errorf("%s has no text encoder %s", a.ID, t.Component)
 	}
+	if info.Layout == "text-encoder" {
+		// a standalone encoder file (diffusers text_encoder/, ComfyUI
+		// models/clip): HF names without a prefix
+		if len(info.Parts) == 1 && info.Parts[0] != e.Part {
+			return Placement{}, fmt.Errorf("the file holds a %s text encoder, not %s", info.Parts[0], e.Part)
+		}
+		return Placement{Key: param, Slice: t.Slice}, nil
+	}
 	if e.Layout == LayoutOpenCLIP {
 		name, sl, tr, err := OpenCLIPName(param, encoderWidthOf(e))
 		if err != nil {

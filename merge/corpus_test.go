@@ -2,6 +2,7 @@ package merge
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -172,4 +173,60 @@ func sd1AttentionKey(d string) string {
 	}
 	rest = d[strings.Index(d, ".transformer_blocks"):]
 	return "model.diffusion_model.middle_block.1" + rest
+}
+
+// TestMergeIntoComponentFiles: the real kohya SDXL LoRA listing maps onto
+// the real diffusers-layout SDXL UNet file (unet/diffusion_pytorch_model)
+// and onto standalone CLIP-L / CLIP-G text-encoder files; the parts a
+// component file lacks are skipped, nothing is unmatched.
+func TestMergeIntoComponentFiles(t *testing.T) {
+	d := filepath.Join("..", "..", "shared", "corpus")
+	if _, err := os.Stat(d); err != nil {
+		t.Skip("../shared/corpus not available")
+	}
+	tmp := t.TempDir()
+	sparse := func(listing, out string) {
+		b, err := os.ReadFile(filepath.Join(d, listing))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l struct {
+			Keys   []string           `json:"keys"`
+			Shapes map[string][]int64 `json:"shapes"`
+		}
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatal(err)
+		}
+		var ps []arch.Param
+		for _, k := range l.Keys {
+			ps = append(ps, arch.Param{Name: k, Shape: l.Shapes[k]})
+		}
+		writeSparse(t, out, ps, dtype.F16)
+	}
+	lora := filepath.Join(tmp, "kohya-sdxl.safetensors")
+	sparse("keys/kohya-sdxl-1.json", lora)
+	for _, c := range []struct {
+		listing, arch string
+		patches       int // modules of the LoRA that land in this component
+	}{
+		{"checkpoint-keys/sdxl-unet-diffusers.json", "", 722},
+		{"checkpoint-keys/sdxl-text_encoder-clip-l-hf.json", "sdxl", 72},
+		{"checkpoint-keys/sdxl-text_encoder_2-clip-g-hf.json", "sdxl", 192},
+	} {
+		t.Run(filepath.Base(c.listing), func(t *testing.T) {
+			base := filepath.Join(tmp, filepath.Base(c.listing)+".safetensors")
+			sparse(c.listing, base)
+			plan, err := NewPlan(base, []Input{{Path: lora, StrengthModel: 1, StrengthClip: 1}}, PlanOptions{Arch: c.arch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plan.Close()
+			if len(plan.Unmatched) > 0 {
+				t.Fatalf("%d unmatched, e.g. %+v", len(plan.Unmatched), plan.Unmatched[0])
+			}
+			if len(plan.Patches) != c.patches {
+				t.Errorf("%d patches, want %d (skipped %d)", len(plan.Patches), c.patches, len(plan.Skipped))
+			}
+		})
+	}
 }

@@ -338,6 +338,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 				skip("the checkpoint has no " + t.Component + " text encoder")
 				return
 			}
+			if t.Component == arch.DiffusionModel && p.Info.Layout == "text-encoder" {
+				skip("the file is a text encoder; it has no diffusion model")
+				return
+			}
 			fail(reason)
 			return
 		}
@@ -393,6 +397,9 @@ func (p *Plan) hasComponent(comp string) bool {
 	e, ok := p.Arch.Encoder(comp)
 	if !ok {
 		return false
+	}
+	if p.Info.Layout == "text-encoder" {
+		return len(p.Info.Parts) == 1 && p.Info.Parts[0] == e.Part
 	}
 	for _, t := range p.Base.Tensors {
 		if strings.HasPrefix(t.Name, e.CheckpointPrefix) {
