@@ -54,18 +54,18 @@ func Randomized(m Dense, k int, opt Options) (Result, error) {
 	z := make([]float32, cols*l)
 	newRNG(opt.Seed).fillNormal(z)
 	y := make([]float32, rows*l)
-	impl.Sgemm(blas.NoTrans, blas.NoTrans, rows, l, cols, 1, A, cols, z, l, 0, y, l)
+	mulNN(A, rows, cols, z, l, y)
 	var w qrWork
 	w.orth(y, rows, l)
 	for it := 0; it < q; it++ {
-		impl.Sgemm(blas.Trans, blas.NoTrans, cols, l, rows, 1, A, cols, y, l, 0, z, l)
+		mulTN(A, rows, cols, y, l, z)
 		w.orth(z, cols, l)
-		impl.Sgemm(blas.NoTrans, blas.NoTrans, rows, l, cols, 1, A, cols, z, l, 0, y, l)
+		mulNN(A, rows, cols, z, l, y)
 		w.orth(y, rows, l)
 	}
 	// Bᵀ = Aᵀ Q (cols×l). SVD Bᵀ = W S Xᵀ gives B = X S Wᵀ, so the left
 	// singular vectors of B are X (l×l) and the right ones W (cols×l).
-	impl.Sgemm(blas.Trans, blas.NoTrans, cols, l, rows, 1, A, cols, y, l, 0, z, l)
+	mulTN(A, rows, cols, y, l, z)
 	bt := mat.NewDense(cols, l, toF64(z))
 	var dec mat.SVD
 	if !dec.Factorize(bt, mat.SVDThin) {

@@ -1,0 +1,69 @@
+#include "textflag.h"
+
+// func kern4x16(a *float32, sT, sI uintptr, b *float32, sB uintptr, n int, c *float32, ldc uintptr)
+//
+// C[i][0:16] += Σ_{t<n} a[t·sT + i·sI] · b[t·sB + 0:16] for i = 0..3
+// (strides in bytes), with AVX2 FMA: 8 accumulators of 8 floats.
+TEXT ·kern4x16(SB), NOSPLIT, $0-64
+	MOVQ a+0(FP), SI
+	MOVQ sT+8(FP), R8
+	MOVQ sI+16(FP), R9
+	MOVQ b+24(FP), DI
+	MOVQ sB+32(FP), R10
+	MOVQ n+40(FP), CX
+	MOVQ c+48(FP), DX
+	MOVQ ldc+56(FP), R11
+	LEAQ (R9)(R9*2), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ CX, CX
+	JE    store
+
+loop:
+	VBROADCASTSS (SI), Y8
+	VBROADCASTSS (SI)(R9*1), Y9
+	VBROADCASTSS (SI)(R9*2), Y10
+	VBROADCASTSS (SI)(R12*1), Y11
+	VMOVUPS      (DI), Y12
+	VMOVUPS      32(DI), Y13
+	VFMADD231PS  Y12, Y8, Y0
+	VFMADD231PS  Y13, Y8, Y1
+	VFMADD231PS  Y12, Y9, Y2
+	VFMADD231PS  Y13, Y9, Y3
+	VFMADD231PS  Y12, Y10, Y4
+	VFMADD231PS  Y13, Y10, Y5
+	VFMADD231PS  Y12, Y11, Y6
+	VFMADD231PS  Y13, Y11, Y7
+	ADDQ         R8, SI
+	ADDQ         R10, DI
+	DECQ         CX
+	JNE          loop
+
+store:
+	VADDPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DX)
+	VADDPS  32(DX), Y1, Y1
+	VMOVUPS Y1, 32(DX)
+	ADDQ    R11, DX
+	VADDPS  (DX), Y2, Y2
+	VMOVUPS Y2, (DX)
+	VADDPS  32(DX), Y3, Y3
+	VMOVUPS Y3, 32(DX)
+	ADDQ    R11, DX
+	VADDPS  (DX), Y4, Y4
+	VMOVUPS Y4, (DX)
+	VADDPS  32(DX), Y5, Y5
+	VMOVUPS Y5, 32(DX)
+	ADDQ    R11, DX
+	VADDPS  (DX), Y6, Y6
+	VMOVUPS Y6, (DX)
+	VADDPS  32(DX), Y7, Y7
+	VMOVUPS Y7, 32(DX)
+	VZEROUPPER
+	RET
