@@ -304,6 +304,9 @@ func Run(ctx context.Context, opt Options, progress func(done, total int64)) (*R
 		return nil, err
 	}
 	defer tuned.Close()
+	// both files are read once, front to back: aggressive readahead
+	base.Advise(true)
+	tuned.Advise(true)
 	p, err := makePlan(s, base, tuned)
 	if err != nil {
 		return nil, err
