@@ -65,6 +65,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
 			&cli.StringFlag{Name: "report", Usage: "write the full report (per module rank, retained fraction, errors, skips) as JSON to this file"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON line on stdout"},
+			&cli.StringFlag{Name: "plot", Usage: "draw every module's retained fraction by rank (singular-value energy) to this .png/.svg/.pdf, to choose a rank by eye"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
 			&cli.IntFlag{Name: "power-iters", Value: 2, Usage: "randomized SVD power iterations: 2 is within ~1% of optimal; 1 is ~1/3 faster and a few % worse; 0 is fastest and much worse"},
 			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Usage: "modules decomposed concurrently (default 2)"},
@@ -123,6 +124,11 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 				b, _ := json.MarshalIndent(rep, "", "  ")
 				if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 					return cliutil.Fail("%s: writing the report: %v", path, err)
+				}
+			}
+			if path := cmd.String("plot"); path != "" {
+				if err := Plot(rep, path); err != nil {
+					return cliutil.Fail("writing the plot: %v", err)
 				}
 			}
 			rep.WriteSummary(os.Stderr)
