@@ -41,17 +41,6 @@ func (v viewB) edited(edits map[string][]int64) viewB {
 	return out
 }
 
-func elemsB(ps []Param) int64 {
-	var n int64
-	for _, p := range ps {
-		e := int64(1)
-		for _, d := range p.Shape {
-			e *= d
-		}
-		n += e
-	}
-	return n
-}
 
 // moduleB is what a module name resolves to in the test's own lookup.
 type moduleB struct {
@@ -253,7 +242,7 @@ func runArchB(t *testing.T, c archCaseB) {
 				t.Errorf("%s = %v, want %v", n, got, want)
 			}
 		}
-		total := float64(elemsB(full))
+		total := float64(NumParams(full))
 		if d := math.Abs(total/c.published - 1); d > c.tol {
 			t.Errorf("Full has %.4gB parameters, published %.4gB (off by %.1f%%)", total/1e9, c.published/1e9, 100*d)
 		}
@@ -264,7 +253,7 @@ func runArchB(t *testing.T, c archCaseB) {
 					ps = append(ps, p)
 				}
 			}
-			sub := float64(elemsB(ps))
+			sub := float64(NumParams(ps))
 			if d := math.Abs(sub/c.subsetPublished - 1); d > c.tol {
 				t.Errorf("subset has %.4gB parameters, published %.4gB (off by %.1f%%)", sub/1e9, c.subsetPublished/1e9, 100*d)
 			}
@@ -284,7 +273,7 @@ func runArchB(t *testing.T, c archCaseB) {
 				t.Errorf("%s: Tiny rank %d, Full %d", p.Name, len(s), len(p.Shape))
 			}
 		}
-		if n := elemsB(tiny); n > 4_000_000 {
+		if n := NumParams(tiny); n > 4_000_000 {
 			t.Errorf("Tiny has %d elements", n)
 		}
 	})
