@@ -41,7 +41,6 @@ func (v viewB) edited(edits map[string][]int64) viewB {
 	return out
 }
 
-
 // moduleB is what a module name resolves to in the test's own lookup.
 type moduleB struct {
 	target     string
