@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/loratool/loratool/adapter"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -88,7 +89,20 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 		for _, m := range an.Modules {
 			n2, ok := deltaNorm2(f, m)
 			if !ok {
-				continue
+				n2, ok = denseDeltaNorm2(f, m)
+			}
+			if !ok {
+				// weight-dependent algorithms (OFT, GLoRA, DoRA, IA3): the
+				// norm of the module's own tensors
+				for _, t := range m.Tensors {
+					if ti, found := f.Lookup(t.Key); found && ti.DType.IsFloat() {
+						if v, err := f.Float32(ti, nil); err == nil {
+							for _, x := range v {
+								n2 += float64(x) * float64(x)
+							}
+						}
+					}
+				}
 			}
 			block := blockOf(m.Prefix)
 			if m.Target != nil {
@@ -194,3 +208,52 @@ func naturalLess(a, b string) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// denseDeltaNorm2 is ‖scale·ΔW‖_F² for algorithms whose delta does not
+// depend on the base weight (LoHa, LoKr, full diffs), computed densely.
+func denseDeltaNorm2(f *safetensors.File, m *lora.Module) (float64, bool) {
+	rows, cols, ok := m.DeltaShape()
+	if !ok || rows*cols > 1<<26 {
+		return 0, false
+	}
+	algo := ""
+	for _, a := range m.Algorithms() {
+		switch a {
+		case "loha", "lokr", "full":
+			algo = a
+		case "dora":
+			return 0, false
+		}
+	}
+	if algo == "" {
+		return 0, false
+	}
+	am := &adapter.Module{Algo: adapter.Algo(algo), Tensors: map[string]*adapter.Tensor{}}
+	for role, t := range m.Tensors {
+		if role == lora.RoleDiffB {
+			continue
+		}
+		ti, found := f.Lookup(t.Key)
+		if !found {
+			return 0, false
+		}
+		v, err := f.Float32(ti, nil)
+		if err != nil {
+			return 0, false
+		}
+		shape := make([]int, len(ti.Shape))
+		for i, d := range ti.Shape {
+			shape[i] = int(d)
+		}
+		am.Tensors[role] = &adapter.Tensor{Shape: shape, Data: v}
+	}
+	d, err := adapter.Delta(am, []int{int(rows), int(cols)})
+	if err != nil {
+		return 0, false
+	}
+	var n2 float64
+	for _, x := range d.Data {
+		n2 += float64(x) * float64(x)
+	}
+	return n2, true
+}
