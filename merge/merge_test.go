@@ -95,15 +95,33 @@ func sdxlPlace(m fixture.Module) placement {
 	case "clip_l":
 		return placement{key: "conditioner.embedders.0.transformer." + m.Target.Param}
 	}
-	// clip_g in open_clip layout: q/k/v are row thirds of in_proj_weight,
-	// text_projection is stored transposed
+	return openCLIPPlace(m, "conditioner.embedders.1.model.")
+}
+
+func refinerPlace(m fixture.Module) placement {
+	if m.Target.Component == arch.DiffusionModel {
+		return placement{key: "model.diffusion_model." + m.Target.Param}
+	}
+	return openCLIPPlace(m, "conditioner.embedders.0.model.")
+}
+
+func sd2Place(m fixture.Module) placement {
+	if m.Target.Component == arch.DiffusionModel {
+		return placement{key: "model.diffusion_model." + m.Target.Param}
+	}
+	return openCLIPPlace(m, "cond_stage_model.model.")
+}
+
+// openCLIPPlace: q/k/v are row thirds of in_proj_weight, text_projection
+// is stored transposed (SDXL CLIP-G, SD2 CLIP-H).
+func openCLIPPlace(m fixture.Module, prefix string) placement {
 	p := m.Target.Param
 	if p == "text_projection.weight" {
-		return placement{key: "conditioner.embedders.1.model.text_projection", transposed: true}
+		return placement{key: prefix + "text_projection", transposed: true}
 	}
 	rest := strings.TrimPrefix(p, "text_model.encoder.layers.")
 	num, tail, _ := strings.Cut(rest, ".")
-	base := "conditioner.embedders.1.model.transformer.resblocks." + num + "."
+	base := prefix + "transformer.resblocks." + num + "."
 	width := 0
 	if m.Target.Shape != nil {
 		width = int(m.Target.Shape[1])
@@ -251,6 +269,8 @@ func TestMergeAgainstIndependentMath(t *testing.T) {
 		{name: "sd1 kohya f16", arch: "sd1", base: dtype.F16, format: "kohya", loraDT: dtype.F16, rank: 4, alpha: 4, sModel: 1, sClip: 1, place: sd1Place, tol: 2e-2},
 		{name: "sd1 comfy bf16 model-only", arch: "sd1", base: dtype.BF16, format: "comfy", loraDT: dtype.F32, rank: 2, alpha: 1, sModel: 1.5, sClip: 1, modelOnly: true, place: sd1Place, tol: 0.2},
 		{name: "sdxl kohya clip-g in_proj thirds", arch: "sdxl", base: dtype.F32, format: "kohya", loraDT: dtype.F32, rank: 4, alpha: 8, sModel: 1, sClip: 0.7, place: sdxlPlace, tol: 1e-5},
+		{name: "sd2 kohya clip-h in_proj thirds", arch: "sd2", base: dtype.F32, format: "kohya", loraDT: dtype.F32, rank: 3, alpha: 3, sModel: 0.9, sClip: 0.6, place: sd2Place, tol: 1e-5},
+		{name: "sdxl-refiner kohya", arch: "sdxl-refiner", base: dtype.F32, format: "kohya", loraDT: dtype.F32, rank: 2, alpha: 1, sModel: 1, sClip: 0.5, place: refinerPlace, tol: 1e-5},
 		{name: "sdxl diffusers", arch: "sdxl", base: dtype.F32, format: "diffusers", loraDT: dtype.F32, rank: 4, sModel: 1, sClip: 1, place: sdxlPlace, tol: 1e-5},
 		{name: "flux diffusers split qkv into fused", arch: "flux1", base: dtype.F32, layout: fixture.LayoutDiffusionModel, format: "diffusers", loraDT: dtype.F32, rank: 4, sModel: 0.8, sClip: 1, parts: []arch.Part{arch.DiT}, filter: notEmb, place: bareSlicePlace, tol: 1e-5},
 		{name: "flux kohya bf16", arch: "flux1", base: dtype.BF16, layout: fixture.LayoutDiffusionModel, format: "kohya", loraDT: dtype.BF16, rank: 4, alpha: 4, sModel: 1, sClip: 1, parts: []arch.Part{arch.DiT}, place: bareSlicePlace, tol: 0.1},
@@ -339,4 +359,16 @@ func TestParseInput(t *testing.T) {
 
 func fixtureModule(up, down string) fixture.Module {
 	return fixture.Module{Roles: map[string]string{"up": up, "down": down}}
+}
+
+// TestMergeEveryArchitecture merges a comfy-named LoRA on every weight of
+// each registered architecture's diffusion model (reduced size, bare
+// diffusion-model file) and checks every patched value independently.
+func TestMergeEveryArchitecture(t *testing.T) {
+	for _, a := range arch.All() {
+		t.Run(a.ID, func(t *testing.T) {
+			runMergeCase(t, mergeCase{arch: a.ID, base: dtype.F32, layout: fixture.LayoutDiffusionModel, format: "comfy", loraDT: dtype.F32,
+				rank: 2, alpha: 1, sModel: 0.7, sClip: 1, parts: []arch.Part{a.Part}, place: bareSlicePlace, tol: 1e-5})
+		})
+	}
 }
