@@ -5,32 +5,30 @@ import (
 	"image/color"
 	"math"
 	"path/filepath"
-	"strings"
 
+	"github.com/loratool/loratool/arch"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
 
-// plotGroups colour the curves by where a module sits in the model.
+// plotGroups colour the curves by the model region a module sits in.
 var plotGroups = []struct {
 	label string
-	words []string
 	color color.RGBA
 }{
-	{"down / input blocks", []string{"down_blocks", "input_blocks", "double_blocks", "joint_blocks", "transformer_blocks"}, color.RGBA{R: 31, G: 119, B: 180, A: 255}},
-	{"mid block / single blocks", []string{"mid_block", "middle_block", "single_blocks", "single_transformer_blocks"}, color.RGBA{R: 44, G: 160, B: 44, A: 255}},
-	{"up / output blocks", []string{"up_blocks", "output_blocks"}, color.RGBA{R: 214, G: 39, B: 40, A: 255}},
-	{"text encoders", []string{"lora_te", "text_encoder"}, color.RGBA{R: 148, G: 103, B: 189, A: 255}},
-	{"other", nil, color.RGBA{R: 127, G: 127, B: 127, A: 255}},
+	{arch.RegionIn, color.RGBA{R: 31, G: 119, B: 180, A: 255}},
+	{arch.RegionMid, color.RGBA{R: 44, G: 160, B: 44, A: 255}},
+	{arch.RegionOut, color.RGBA{R: 214, G: 39, B: 40, A: 255}},
+	{arch.RegionTextEncoder, color.RGBA{R: 148, G: 103, B: 189, A: 255}},
+	{arch.RegionOther, color.RGBA{R: 127, G: 127, B: 127, A: 255}},
 }
 
 func plotGroup(name string) int {
+	r := arch.Region(name)
 	for i, g := range plotGroups {
-		for _, w := range g.words {
-			if strings.Contains(name, w) {
-				return i
-			}
+		if g.label == r {
+			return i
 		}
 	}
 	return len(plotGroups) - 1

@@ -174,8 +174,6 @@ func archIDs(as []*arch.Arch) string {
 	return strings.Join(ids, ", ")
 }
 
-var unetWords = []string{"down_blocks", "input_blocks", "up_blocks", "output_blocks", "middle_block", "mid_block"}
-
 // GuessPart names the model part a module addresses from its prefix
 // alone (comfyui-lora.md §1.4), for modules no architecture resolves.
 func GuessPart(prefix string) arch.Part {
@@ -212,10 +210,8 @@ func GuessPart(prefix string) arch.Part {
 		}
 		return arch.LLM
 	}
-	for _, w := range unetWords {
-		if strings.Contains(p, w) {
-			return arch.UNet
-		}
+	if arch.LooksLikeUNet(p) {
+		return arch.UNet
 	}
 	return arch.DiT
 }
@@ -251,7 +247,7 @@ func EmbeddingPart(e Embedding, a *arch.Arch) arch.Part {
 	}
 	if a != nil {
 		for _, enc := range a.Encoders {
-			if enc.Model != nil && encoderWidth(enc.Model(arch.Full)) == e.Width {
+			if enc.Model != nil && arch.EncoderWidth(enc.Model(arch.Full)) == e.Width {
 				return enc.Part
 			}
 		}
@@ -286,20 +282,11 @@ func EmbeddingArch(es []Embedding, archs []*arch.Arch) *arch.Arch {
 			}
 			continue
 		}
-		if encoderWidth(a.Encoders[0].Model(arch.Full)) == es[0].Width && a.Part == arch.UNet {
+		if arch.EncoderWidth(a.Encoders[0].Model(arch.Full)) == es[0].Width && a.Part == arch.UNet {
 			return a
 		}
 	}
 	return nil
-}
-
-func encoderWidth(ps []arch.Param) int64 {
-	for _, p := range ps {
-		if p.Name == "text_model.final_layer_norm.weight" && len(p.Shape) == 1 {
-			return p.Shape[0]
-		}
-	}
-	return 0
 }
 
 // preferDeclared moves, among the leading candidates that fit exactly
