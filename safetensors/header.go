@@ -1002,10 +1002,27 @@ func (s *hdrScanner) parseIntArray(name, field string, want int) ([]int64, error
 // negative numbers other than -0, and (tooLarge) positive values above
 // math.MaxInt64.
 func (s *hdrScanner) intValue() (v int64, ok, tooLarge bool) {
+	digits := s.js[s.start:s.end]
 	if s.flags&numFracExp != 0 {
+		if s.flags&numNeg != 0 {
+			return 0, false, false
+		}
+		// strconv.ParseInt (the reference) reports a range error when the
+		// leading digits overflow uint64 before the first '.', 'e' or 'E',
+		// a syntax error otherwise
+		var n uint64
+		for _, c := range digits {
+			if c < '0' || c > '9' {
+				return 0, false, false
+			}
+			d := uint64(c - '0')
+			if n > (math.MaxUint64-d)/10 {
+				return 0, false, true
+			}
+			n = n*10 + d
+		}
 		return 0, false, false
 	}
-	digits := s.js[s.start:s.end]
 	if s.flags&numNeg != 0 {
 		// "-0" is the only negative integer literal ParseInt maps to a
 		// non-negative value (the grammar allows no "-00").
