@@ -26,7 +26,7 @@ func TestAuraAliases(t *testing.T) { mmCheckAliases(t, "auraflow") }
 func TestAuraDetect(t *testing.T) {
 	mmCheckDetect(t, "auraflow", ": AuraFlow")
 	a := mmArch(t, "auraflow")
-	if ok, ev := a.Detect(mmViewOf(a.Params(Full))); ev != "double_layers.0.attn.w1q.weight + 4 double_layers + 32 single_layers + cond_seq_linear.weight [3072 2048]: AuraFlow" {
+	if ok, ev := a.Detect(ParamsView(a.Params(Full))); ev != "double_layers.0.attn.w1q.weight + 4 double_layers + 32 single_layers + cond_seq_linear.weight [3072 2048]: AuraFlow" {
 		t.Errorf("%v %q", ok, ev)
 	}
 }

@@ -21,7 +21,7 @@ func TestChromaParams(t *testing.T) {
 		{"single_blocks.37.linear2.weight", []int64{3072, 15360}},
 		{"final_layer.linear.weight", []int64{64, 3072}},
 	})
-	v := mmViewOf(mmArch(t, "chroma").Params(Full))
+	v := ParamsView(mmArch(t, "chroma").Params(Full))
 	for _, absent := range []string{"double_blocks.0.img_mod.lin.weight", "single_blocks.0.modulation.lin.weight",
 		"vector_in.in_layer.weight", "guidance_in.in_layer.weight", "time_in.in_layer.weight",
 		"final_layer.adaLN_modulation.1.weight"} {
@@ -36,7 +36,7 @@ func TestChromaAliases(t *testing.T) { mmCheckAliases(t, "chroma") }
 func TestChromaDetect(t *testing.T) {
 	mmCheckDetect(t, "chroma", ": Chroma")
 	a := mmArch(t, "chroma")
-	full := mmViewOf(a.Params(Full))
+	full := ParamsView(a.Params(Full))
 	radiance := mmWithout(full, "img_in.", "final_layer.")
 	radiance["img_in_patch.weight"] = []int64{3072, 3, 16, 16}
 	radiance["nerf_blocks.0.norm.scale"] = []int64{64}

@@ -34,6 +34,15 @@ func (m MapView) Count(prefix string) int {
 	return len(seen)
 }
 
+// ParamsView returns the view of a parameter list (name → shape).
+func ParamsView(ps []Param) MapView {
+	v := make(MapView, len(ps))
+	for _, p := range ps {
+		v[p.Name] = p.Shape
+	}
+	return v
+}
+
 // Sub returns the view of the keys under prefix, with prefix removed.
 func (m MapView) Sub(prefix string) MapView {
 	out := MapView{}

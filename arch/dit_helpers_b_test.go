@@ -17,17 +17,10 @@ import (
 // viewB is the registry's MapView (name → shape).
 type viewB = MapView
 
-func viewOfB(ps []Param) viewB {
-	v := viewB{}
-	for _, p := range ps {
-		v[p.Name] = p.Shape
-	}
-	return v
-}
-
-// edited returns a copy of v with shapes replaced or added (nil deletes).
-func (v viewB) edited(edits map[string][]int64) viewB {
-	out := viewB{}
+// edited returns a copy of v with shapes replaced or added (nil deletes);
+// the tests of every architecture use it.
+func (v MapView) edited(edits map[string][]int64) MapView {
+	out := MapView{}
 	for k, s := range v {
 		out[k] = s
 	}
@@ -230,7 +223,7 @@ func runArchB(t *testing.T, c archCaseB) {
 		if len(full) != c.tensors {
 			t.Errorf("%d tensors, want %d", len(full), c.tensors)
 		}
-		v := viewOfB(full)
+		v := ParamsView(full)
 		if len(v) != len(full) {
 			t.Errorf("duplicate parameter names")
 		}
@@ -263,7 +256,7 @@ func runArchB(t *testing.T, c archCaseB) {
 		if len(tiny) != len(full) {
 			t.Fatalf("Tiny has %d tensors, Full %d", len(tiny), len(full))
 		}
-		tv := viewOfB(tiny)
+		tv := ParamsView(tiny)
 		for _, p := range full {
 			s, ok := tv[p.Name]
 			if !ok {
@@ -278,7 +271,7 @@ func runArchB(t *testing.T, c archCaseB) {
 	})
 
 	t.Run("aliases", func(t *testing.T) {
-		fv, tv := viewOfB(full), viewOfB(tiny)
+		fv, tv := ParamsView(full), ParamsView(tiny)
 		native := map[string]bool{}
 		for _, p := range full {
 			mod, _, ok := ModuleOf(p.Name)
@@ -342,7 +335,7 @@ func runArchB(t *testing.T, c archCaseB) {
 			ps   []Param
 			want []string
 		}{{"Full", full, c.evidence}, {"Tiny", tiny, c.tinyEvidence}} {
-			ok, ev := a.Detect(viewOfB(s.ps))
+			ok, ev := a.Detect(ParamsView(s.ps))
 			if !ok {
 				t.Errorf("%s: own %s params not detected", c.id, s.size)
 				continue
@@ -354,7 +347,7 @@ func runArchB(t *testing.T, c archCaseB) {
 			}
 		}
 		for _, vc := range c.variants {
-			ok, ev := a.Detect(viewOfB(full).edited(vc.edits))
+			ok, ev := a.Detect(ParamsView(full).edited(vc.edits))
 			if ok != vc.ok {
 				t.Errorf("variant %s: detected %v, want %v (%s)", vc.name, ok, vc.ok, ev)
 			}
@@ -369,7 +362,7 @@ func runArchB(t *testing.T, c archCaseB) {
 				continue
 			}
 			for _, s := range []Size{Full, Tiny} {
-				if ok, ev := a.Detect(viewOfB(o.Params(s))); ok {
+				if ok, ev := a.Detect(ParamsView(o.Params(s))); ok {
 					t.Errorf("detects %s (size %d) as %s: %s", o.ID, s, c.id, ev)
 				}
 			}

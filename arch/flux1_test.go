@@ -17,14 +17,6 @@ import (
 // mmView is the registry's MapView (name → shape).
 type mmView = MapView
 
-func mmViewOf(ps []Param) mmView {
-	v := mmView{}
-	for _, p := range ps {
-		v[p.Name] = p.Shape
-	}
-	return v
-}
-
 func mmArch(t *testing.T, id string) *Arch {
 	t.Helper()
 	a, ok := ByID(id)
@@ -280,7 +272,7 @@ func mmCheckParams(t *testing.T, id string, published int64, tolPc float64, case
 	t.Helper()
 	a := mmArch(t, id)
 	full := a.Params(Full)
-	v := mmViewOf(full)
+	v := ParamsView(full)
 	if len(v) != len(full) {
 		t.Errorf("%s: duplicate parameter names", id)
 	}
@@ -315,7 +307,7 @@ func mmCheckParams(t *testing.T, id string, published int64, tolPc float64, case
 func mmCheckAliases(t *testing.T, id string) {
 	t.Helper()
 	a := mmArch(t, id)
-	full, tiny := mmViewOf(a.Params(Full)), mmViewOf(a.Params(Tiny))
+	full, tiny := ParamsView(a.Params(Full)), ParamsView(a.Params(Tiny))
 	main := func(v mmView, mod string) []int64 {
 		for _, s := range []string{".weight", ".scale", ""} {
 			if sh, ok := v[mod+s]; ok {
@@ -356,7 +348,7 @@ func mmCheckDetect(t *testing.T, id, want string) {
 	t.Helper()
 	a := mmArch(t, id)
 	for _, s := range []Size{Full, Tiny} {
-		ok, ev := a.Detect(mmViewOf(a.Params(s)))
+		ok, ev := a.Detect(ParamsView(a.Params(s)))
 		if !ok || !strings.Contains(ev, want) {
 			t.Errorf("%s size %d: Detect = %v %q, want %q", id, s, ok, ev, want)
 		}
@@ -366,13 +358,13 @@ func mmCheckDetect(t *testing.T, id, want string) {
 			continue
 		}
 		for _, s := range []Size{Full, Tiny} {
-			if ok, ev := a.Detect(mmViewOf(b.Params(s))); ok {
+			if ok, ev := a.Detect(ParamsView(b.Params(s))); ok {
 				t.Errorf("%s.Detect true on %s (size %d): %s", id, b.ID, s, ev)
 			}
 			if b.Detect == nil {
 				continue
 			}
-			if ok, ev := b.Detect(mmViewOf(a.Params(s))); ok {
+			if ok, ev := b.Detect(ParamsView(a.Params(s))); ok {
 				t.Logf("note: %s.Detect also claims %s (size %d): %s", b.ID, id, s, ev)
 			}
 		}
@@ -380,20 +372,7 @@ func mmCheckDetect(t *testing.T, id, want string) {
 }
 
 // mmVariant copies a view, applying edits: a nil shape deletes the key.
-func mmVariant(v mmView, edits map[string][]int64) mmView {
-	out := mmView{}
-	for k, s := range v {
-		out[k] = s
-	}
-	for k, s := range edits {
-		if s == nil {
-			delete(out, k)
-		} else {
-			out[k] = s
-		}
-	}
-	return out
-}
+func mmVariant(v mmView, edits map[string][]int64) mmView { return v.edited(edits) }
 
 func mmWithout(v mmView, prefixes ...string) mmView {
 	out := mmView{}
@@ -443,7 +422,7 @@ func TestFlux1Aliases(t *testing.T) { mmCheckAliases(t, "flux1") }
 func TestFlux1Detect(t *testing.T) {
 	mmCheckDetect(t, "flux1", "FLUX.1-dev/Kontext")
 	a := mmArch(t, "flux1")
-	full := mmViewOf(a.Params(Full))
+	full := ParamsView(a.Params(Full))
 	for _, c := range []struct {
 		name string
 		v    mmView

@@ -34,11 +34,11 @@ func TestFlux2Aliases(t *testing.T) { mmCheckAliases(t, "flux2") }
 
 func TestFlux2Detect(t *testing.T) {
 	mmCheckDetect(t, "flux2", ": FLUX.2")
-	if ok, ev := mmArch(t, "flux2").Detect(mmViewOf(mmArch(t, "flux2").Params(Full))); !ok || !strings.HasSuffix(ev, ": FLUX.2-dev") {
+	if ok, ev := mmArch(t, "flux2").Detect(ParamsView(mmArch(t, "flux2").Params(Full))); !ok || !strings.HasSuffix(ev, ": FLUX.2-dev") {
 		t.Errorf("Full: %q", ev)
 	}
 	a := mmArch(t, "flux2")
-	full := mmViewOf(a.Params(Full))
+	full := ParamsView(a.Params(Full))
 	for ctx, want := range map[int64]string{7680: "FLUX.2-klein 4B", 12288: "FLUX.2-klein 9B"} {
 		v := mmWithout(full, "guidance_in.")
 		v["txt_in.weight"] = []int64{4096, ctx}

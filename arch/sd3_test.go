@@ -23,7 +23,7 @@ func TestSD3Params(t *testing.T) {
 		{"final_layer.linear.weight", []int64{64, 2432}},
 		{"final_layer.adaLN_modulation.1.weight", []int64{4864, 2432}},
 	})
-	v := mmViewOf(mmArch(t, "sd3").Params(Full))
+	v := ParamsView(mmArch(t, "sd3").Params(Full))
 	for _, absent := range []string{"joint_blocks.37.context_block.attn.proj.weight", "joint_blocks.37.context_block.mlp.fc1.weight"} {
 		if v.Has(absent) {
 			t.Errorf("sd3 has %s", absent)
@@ -80,7 +80,7 @@ func TestSD3Aliases(t *testing.T) {
 func TestSD3Detect(t *testing.T) {
 	mmCheckDetect(t, "sd3", ": SD3.5")
 	a := mmArch(t, "sd3")
-	full := mmViewOf(a.Params(Full))
+	full := ParamsView(a.Params(Full))
 	if ok, ev := a.Detect(full); !ok || ev != "joint_blocks.0.context_block.attn.qkv.weight + x_embedder.proj.weight [2432 16 2 2] + 38 joint_blocks + attn.ln_q: SD3.5 Large" {
 		t.Errorf("evidence %q", ev)
 	}

@@ -168,7 +168,8 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	r.TargetModules = map[string]int{}
 	var rmin, rmax int64
 	for _, m := range an.Modules {
-		for _, a := range m.Algorithms() {
+		mAlgos := m.Algorithms()
+		for _, a := range mAlgos {
 			algos[a] = true
 		}
 		part := lora.GuessPart(m.Prefix)
@@ -182,7 +183,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 			}
 			rmax = max(rmax, rk)
 		}
-		if len(m.Algorithms()) == 0 {
+		if len(mAlgos) == 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s has only %s, no adapter weights", m.Prefix, roles(m)))
 		}
 	}
@@ -311,28 +312,11 @@ func formatOf(an *lora.Analysis, fit lora.Fit) string {
 	if len(labels) == 0 {
 		return "unknown"
 	}
-	type kv struct {
-		k string
-		n int
-	}
-	var ls []kv
-	for k, n := range labels {
-		ls = append(ls, kv{k, n})
-	}
-	sort.Slice(ls, func(i, j int) bool {
-		if ls[i].n != ls[j].n {
-			return ls[i].n > ls[j].n
-		}
-		return ls[i].k < ls[j].k
-	})
+	ls := rankedKeys(labels)
 	if len(ls) == 1 {
-		return ls[0].k
+		return ls[0]
 	}
-	var names []string
-	for _, l := range ls {
-		names = append(names, l.k)
-	}
-	return "mixed (" + strings.Join(names, " + ") + ")"
+	return "mixed (" + strings.Join(ls, " + ") + ")"
 }
 
 func guessPrefixConvention(p string) string {

@@ -82,22 +82,8 @@ func TriggerWords(m map[string]string) []string {
 					total[strings.TrimSpace(tag)] += n
 				}
 			}
-			type kv struct {
-				tag string
-				n   float64
-			}
-			var ts []kv
-			for t, n := range total {
-				ts = append(ts, kv{t, n})
-			}
-			sort.Slice(ts, func(i, j int) bool {
-				if ts[i].n != ts[j].n {
-					return ts[i].n > ts[j].n
-				}
-				return ts[i].tag < ts[j].tag
-			})
-			for _, t := range ts {
-				add(t.tag)
+			for _, tag := range rankedKeys(total) {
+				add(tag)
 			}
 		}
 	}
@@ -116,4 +102,19 @@ func TriggerWords(m map[string]string) []string {
 		}
 	}
 	return out
+}
+
+// rankedKeys returns m's keys by descending count, ties by name.
+func rankedKeys[N int | float64](m map[string]N) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
 }
