@@ -16,6 +16,7 @@ import (
 	"github.com/loratool/loratool/inspect"
 	"github.com/loratool/loratool/internal/cliutil"
 	"github.com/loratool/loratool/merge"
+	"github.com/loratool/loratool/meta"
 	"github.com/loratool/loratool/safetensors"
 	"github.com/loratool/loratool/workflow"
 )
@@ -46,7 +47,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 func commands() []*cli.Command {
 	merge.Version = version
 	convert.Version = version
-	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command(), workflow.Command()}
+	cmds := []*cli.Command{inspect.Command(), merge.Command(), convert.Command(), convert.ResizeCommand(), extract.Command(), workflow.Command(), meta.Command()}
 	var prepare func(cs []*cli.Command)
 	prepare = func(cs []*cli.Command) {
 		for _, c := range cs {

@@ -37,6 +37,7 @@ type Writer struct {
 	written  int64
 	progress func(int64)
 	scratch  []byte
+	mode     os.FileMode // permission bits set on Commit; 0 means 0644
 
 	mu   sync.Mutex
 	done bool // committed or aborted
@@ -406,7 +407,11 @@ func (w *Writer) Commit() error {
 		err = w.f.Sync()
 	}
 	if err == nil {
-		err = w.f.Chmod(0o644)
+		mode := w.mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		err = w.f.Chmod(mode)
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
