@@ -38,6 +38,9 @@ type ModuleResult struct {
 	Sources  int     `json:"sources"`
 	Rank     int     `json:"rank"`
 	Retained float64 `json:"retained"` // Frobenius fraction kept (1 for exact merges)
+	// Algorithms lists the input algorithms merged into this module
+	// (e.g. ["lokr", "lora"]); omitted when every input was a plain LoRA.
+	Algorithms []string `json:"algorithms,omitempty"`
 }
 
 // LoRAMergeReport is the outcome of a LoRA+LoRA merge.
@@ -50,6 +53,8 @@ type LoRAMergeReport struct {
 	Retained     float64        `json:"retained"` // overall Frobenius fraction kept
 	RankMin      int            `json:"rank_min"`
 	RankMax      int            `json:"rank_max"`
+	// Notes name what could not be carried over (DoRA magnitudes).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // contribution is one LoRA module's factors landing on one native weight.
@@ -60,6 +65,12 @@ type contribution struct {
 	rowOffset int
 	coef      float64 // strength × alpha/rank
 	conv      []int64 // down's trailing kernel dims, nil for linear
+	// LyCORIS / full-diff modules (r == 0): the dense delta, dRows×dCols,
+	// strength and alpha scale folded in; bias is a diff_b delta.
+	dense        []float32
+	bias         []float32
+	dRows, dCols int
+	algos        []string
 }
 
 type group struct {
@@ -69,6 +80,7 @@ type group struct {
 	upTail []int64 // trailing dims of up (conv: 1,1)
 	kernel []int64
 	parts  []contribution
+	algos  []string
 }
 
 // MergeLoRAs merges several LoRAs into one LoRA file. The default is exact:
@@ -140,8 +152,28 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			f.Close()
 			return nil, fmt.Errorf("%s: %d modules and %d tensors match no %s module; nothing merged", in.Path, len(fit.Unresolved), len(an.Other), a.ID)
 		}
+		dora := 0
 		for _, m := range an.Modules {
-			c, full, err := contributionOf(f, m, in)
+			dense, hasDoRA, err := classify(m)
+			if err == nil && dense && rep.Exact {
+				err = rankOption(m)
+			}
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %v", in.Path, err)
+			}
+			if hasDoRA {
+				dora++
+				m = withoutDoRA(m)
+			}
+			var c contribution
+			var full arch.Target
+			if dense {
+				c, full, err = denseContribution(f, m, in)
+				c.algos = m.Algorithms()
+			} else {
+				c, full, err = contributionOf(f, m, in)
+			}
 			if err != nil {
 				f.Close()
 				return nil, fmt.Errorf("%s: %s: %v", in.Path, m.Prefix, err)
@@ -155,17 +187,26 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 				rows := int(full.Shape[0])
 				if m.Target.Slice != nil {
 					// the fused weight's rows at this file's width
-					rows = len(c.up) / c.r * int(full.Shape[0]) / int(m.Target.Slice.Size)
+					rows = c.numRows() * int(full.Shape[0]) / int(m.Target.Slice.Size)
 				}
-				g = &group{target: full, rows: rows, cols: len(c.down) / c.r, kernel: c.conv}
+				g = &group{target: full, rows: rows, cols: c.numCols(), kernel: c.conv}
 				groups[key] = g
 				order = append(order, key)
 			}
-			if g.cols != len(c.down)/c.r {
+			if hasCols := c.dense != nil || c.r > 0; hasCols && g.cols == 0 {
+				g.cols = c.numCols() // the group began with a bias-only diff
+			} else if hasCols && c.numCols() != g.cols {
 				f.Close()
-				return nil, fmt.Errorf("%s: %s has %d input features, another LoRA has %d", in.Path, m.Prefix, len(c.down)/c.r, g.cols)
+				return nil, fmt.Errorf("%s: %s has %d input features, another LoRA has %d", in.Path, m.Prefix, c.numCols(), g.cols)
 			}
+			if g.kernel == nil {
+				g.kernel = c.conv
+			}
+			g.algos = mergeAlgos(g.algos, c.algos)
 			g.parts = append(g.parts, c)
+		}
+		if dora > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d DoRA modules merged as plain LoRAs: their magnitude (dora_scale) depends on the base weight and a LoRA file cannot carry it; merge into a checkpoint with --base to apply DoRA exactly", in.Path, dora))
 		}
 		f.Close()
 	}
@@ -185,6 +226,7 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	type outModule struct {
 		name     string
 		up, down []float32
+		bias     []float32
 		upShape  []int64
 		dnShape  []int64
 		rank     int
@@ -196,6 +238,33 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 		name, err := a.LoRAPrefix(g.target, format)
 		if err != nil {
 			return nil, err
+		}
+		if g.hasDense() {
+			up, down, rank, kept, total, err := refactorDense(g, opt.Rank, rule)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", name, err)
+			}
+			keptE, totalE = keptE+kept, totalE+total
+			retained := 1.0
+			if total > 0 {
+				retained = math.Min(1, math.Sqrt(kept/total))
+			}
+			upShape := []int64{int64(g.rows), int64(rank)}
+			dnShape := []int64{int64(rank), int64(g.cols)}
+			if g.kernel != nil {
+				upShape = append(upShape, 1, 1)
+				dnShape = []int64{int64(rank), int64(g.cols) / (g.kernel[0] * g.kernel[1]), g.kernel[0], g.kernel[1]}
+			}
+			mods = append(mods, outModule{name: name, up: up, down: down, bias: g.groupBias(), upShape: upShape, dnShape: dnShape, rank: rank})
+			rep.Modules = append(rep.Modules, ModuleResult{Name: name, Sources: len(g.parts), Rank: rank, Retained: retained, Algorithms: g.algos})
+			if rank == 0 {
+				continue // bias deltas only
+			}
+			if rep.RankMin == 0 || rank < rep.RankMin {
+				rep.RankMin = rank
+			}
+			rep.RankMax = max(rep.RankMax, rank)
+			continue
 		}
 		R := 0
 		for _, c := range g.parts {
@@ -254,7 +323,7 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			upShape = append(upShape, 1, 1)
 			dnShape = []int64{int64(rank), int64(g.cols) / (g.kernel[0] * g.kernel[1]), g.kernel[0], g.kernel[1]}
 		}
-		mods = append(mods, outModule{name: name, up: up, down: down, upShape: upShape, dnShape: dnShape, rank: rank})
+		mods = append(mods, outModule{name: name, up: up, down: down, bias: g.groupBias(), upShape: upShape, dnShape: dnShape, rank: rank})
 		rep.Modules = append(rep.Modules, ModuleResult{Name: name, Sources: len(g.parts), Rank: rank, Retained: retained})
 		if rep.RankMin == 0 || rank < rep.RankMin {
 			rep.RankMin = rank
@@ -268,16 +337,25 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	if len(mods) == 0 {
 		return nil, fmt.Errorf("nothing to merge (all strengths 0?)")
 	}
-	upSuf, downSuf, withAlpha := ".lora_up.weight", ".lora_down.weight", true
+	upSuf, downSuf, biasSuf, withAlpha := ".lora_up.weight", ".lora_down.weight", ".diff_b", true
 	if format == "diffusers" || format == "peft" {
-		upSuf, downSuf, withAlpha = ".lora_B.weight", ".lora_A.weight", false
+		upSuf, downSuf, biasSuf, withAlpha = ".lora_B.weight", ".lora_A.weight", ".lora_B.bias", false
 	}
 	var specs []safetensors.TensorSpec
 	data := map[string][]float32{}
 	for _, m := range mods {
+		if m.rank == 0 {
+			specs = append(specs, safetensors.TensorSpec{Name: m.name + biasSuf, DType: outDT, Shape: []int64{int64(len(m.bias))}})
+			data[m.name+biasSuf] = m.bias
+			continue
+		}
 		specs = append(specs, safetensors.TensorSpec{Name: m.name + upSuf, DType: outDT, Shape: m.upShape},
 			safetensors.TensorSpec{Name: m.name + downSuf, DType: outDT, Shape: m.dnShape})
 		data[m.name+upSuf], data[m.name+downSuf] = m.up, m.down
+		if m.bias != nil {
+			specs = append(specs, safetensors.TensorSpec{Name: m.name + biasSuf, DType: outDT, Shape: []int64{int64(len(m.bias))}})
+			data[m.name+biasSuf] = m.bias
+		}
 		if withAlpha {
 			specs = append(specs, safetensors.TensorSpec{Name: m.name + ".alpha", DType: outDT, Shape: []int64{}})
 			data[m.name+".alpha"] = []float32{float32(m.rank)}
@@ -474,6 +552,10 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	how := "exact"
 	if !rep.Exact {
 		how = fmt.Sprintf("re-compressed, %.4f of the Frobenius norm kept", rep.Retained)
+		printRetained(os.Stdout, rep)
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(os.Stderr, "loratool: note: "+n)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
 	return nil

@@ -1,0 +1,331 @@
+package merge
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/loratool/loratool/adapter"
+	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/lora"
+	"github.com/loratool/loratool/safetensors"
+	"github.com/loratool/loratool/svd"
+)
+
+// LyCORIS modules in a LoRA+LoRA merge: LoKr, LoHa, LoCon/Tucker and full
+// diffs have no LoRA factors to concatenate, so their dense delta is
+// computed (adapter.Delta, alpha scale and strength folded in), summed with
+// the other inputs' deltas of the same weight and re-factored by SVD at the
+// rank --rank / --rank-rule give. DoRA modules merge their LoRA direction;
+// the magnitude depends on the base weight and is dropped (reported).
+
+// denseAlgos are the algorithms whose delta does not depend on the base
+// weight and is re-factored by SVD.
+var denseAlgos = map[string]adapter.Algo{"lokr": adapter.LoKr, "loha": adapter.LoHa, "full": adapter.Diff}
+
+// classify returns whether m needs the dense route, whether it carries a
+// DoRA magnitude, or an error for algorithms that need the base weight.
+func classify(m *lora.Module) (dense, dora bool, err error) {
+	for _, a := range m.Algorithms() {
+		switch a {
+		case "lora":
+		case "dora":
+			dora = true
+		case "lokr", "loha", "full":
+			dense = true
+		default:
+			return false, false, fmt.Errorf("%s modules depend on the base weight and cannot be merged into a LoRA (merge them into a checkpoint with --base)", a)
+		}
+	}
+	return dense, dora, nil
+}
+
+// withoutDoRA returns m without its magnitude tensor.
+func withoutDoRA(m *lora.Module) *lora.Module {
+	c := *m
+	c.Tensors = map[string]lora.TensorRef{}
+	for r, t := range m.Tensors {
+		if r != lora.RoleDoRAScale {
+			c.Tensors[r] = t
+		}
+	}
+	return &c
+}
+
+// rankOption is the error for a LyCORIS input merged without a rank.
+func rankOption(m *lora.Module) error {
+	return fmt.Errorf("%s is a %s module: merging it into a LoRA re-factors its delta by SVD and needs --rank N or --rank-rule (e.g. --rank 32 or --rank-rule sv_fro:0.99)", m.Prefix, strings.Join(m.Algorithms(), "+"))
+}
+
+// denseContribution computes a module's dense delta scaled by its alpha
+// scale and the input's strength, as rows×cols (conv kernels flattened
+// into cols), plus its bias delta (diff_b) if any.
+func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribution, arch.Target, error) {
+	var c contribution
+	t := *m.Target
+	s := in.StrengthModel
+	if t.Component != arch.DiffusionModel {
+		s = in.StrengthClip
+	}
+	am := &adapter.Module{Tensors: map[string]*adapter.Tensor{}}
+	algo := adapter.Algo("")
+	for _, a := range m.Algorithms() {
+		if x, ok := denseAlgos[a]; ok && (algo == "" || x != adapter.Diff) {
+			algo = x
+		}
+		if a == "lora" {
+			algo = adapter.LoRA
+		}
+	}
+	var bias []float32
+	for role, ref := range m.Tensors {
+		ti, ok := f.Lookup(ref.Key)
+		if !ok {
+			return c, t, fmt.Errorf("missing %s", role)
+		}
+		v, err := f.Float32(ti, nil)
+		if err != nil {
+			return c, t, err
+		}
+		if role == lora.RoleDiffB {
+			bias = v
+			continue
+		}
+		sh := make([]int, len(ti.Shape))
+		for i, d := range ti.Shape {
+			sh[i] = int(d)
+		}
+		am.Tensors[role] = &adapter.Tensor{Shape: sh, Data: v}
+	}
+	rows, cols, ok := m.DeltaShape()
+	if !ok && t.Slice == nil && len(t.Shape) >= 1 {
+		rows, cols, ok = t.Shape[0], 1, true
+		for _, d := range t.Shape[1:] {
+			cols *= d
+		}
+	}
+	if !ok && bias != nil && algo == adapter.Diff && !m.Has(lora.RoleDiff) {
+		rows, cols, ok = int64(len(bias)), 0, true
+	}
+	if !ok {
+		return c, t, fmt.Errorf("the shape of its delta is unknown")
+	}
+	c.coef = s
+	c.dRows, c.dCols = int(rows), int(cols)
+	if cols > 0 {
+		shape := []int{int(rows), int(cols)}
+		if len(t.Shape) > 2 {
+			inner := int64(1)
+			for _, d := range t.Shape[2:] {
+				inner *= d
+			}
+			if cols%inner == 0 && inner > 1 {
+				shape = []int{int(rows), int(cols / inner)}
+				for _, d := range t.Shape[2:] {
+					shape = append(shape, int(d))
+				}
+				c.conv = []int64{t.Shape[2], t.Shape[3]}
+			}
+		}
+		if d, ok := am.Tensors[lora.RoleDiff]; ok && len(d.Shape) == len(shape) {
+			shape = d.Shape
+		}
+		am.Algo = algo
+		dl, err := adapter.Delta(am, shape)
+		if err != nil {
+			return c, t, err
+		}
+		for i := range dl.Data {
+			dl.Data[i] *= float32(s)
+		}
+		c.dense = dl.Data
+	}
+	if bias != nil {
+		if len(bias) != int(rows) {
+			return c, t, fmt.Errorf("diff_b has %d values for %d rows", len(bias), rows)
+		}
+		for i := range bias {
+			bias[i] *= float32(s)
+		}
+		c.bias = bias
+	}
+	full := t
+	if t.Slice != nil {
+		c.rowOffset = int(t.Slice.Offset * rows / t.Slice.Size)
+		full.Slice = nil
+	}
+	if t.SwapScaleShift {
+		half := int(rows) / 2
+		swap := func(v []float32, w int) []float32 {
+			if v == nil {
+				return nil
+			}
+			out := make([]float32, len(v))
+			copy(out, v[half*w:])
+			copy(out[(int(rows)-half)*w:], v[:half*w])
+			return out
+		}
+		c.dense, c.bias = swap(c.dense, int(cols)), swap(c.bias, 1)
+		full.SwapScaleShift = false
+	}
+	return c, full, nil
+}
+
+// numRows is the number of rows of the target slice c covers.
+func (c contribution) numRows() int {
+	if c.r == 0 {
+		return c.dRows
+	}
+	return len(c.up) / c.r
+}
+
+// numCols is the number of (flattened) input features of c.
+func (c contribution) numCols() int {
+	if c.r == 0 {
+		return c.dCols
+	}
+	return len(c.down) / c.r
+}
+
+// hasDense reports whether a group needs the SVD route.
+func (g *group) hasDense() bool {
+	for _, c := range g.parts {
+		if c.r == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// groupBias sums the parts' bias deltas (nil when none has one).
+func (g *group) groupBias() []float32 {
+	var b []float32
+	for _, c := range g.parts {
+		if c.bias == nil {
+			continue
+		}
+		if b == nil {
+			b = make([]float32, g.rows)
+		}
+		for i, v := range c.bias {
+			b[c.rowOffset+i] += v
+		}
+	}
+	return b
+}
+
+// exactSVDMax is the largest min(rows, cols) re-factored by an exact SVD
+// (the Eckart–Young optimum); wider deltas use a randomized SVD with four
+// power iterations (within a fraction of a percent of the optimum on the
+// decaying spectra of trained LyCORIS deltas).
+const exactSVDMax = 256
+
+// refactorDense sums every part's delta of g into one dense matrix and
+// re-factors it by SVD: rank k is --rank (capped by the matrix), or what
+// rule selects on the spectrum (capped by --rank when given; beyond a
+// truncated spectrum the rule sees the exactly known remaining energy).
+// It returns up (rows×k, √S folded in), down (k×cols), k, and the kept and
+// total squared Frobenius norms.
+func refactorDense(g *group, rank int, rule *svd.Rule) (up, down []float32, k int, kept, total float64, err error) {
+	if g.cols == 0 {
+		return nil, nil, 0, 0, 0, nil // only bias deltas
+	}
+	var d []float32
+	if c := g.parts[0]; len(g.parts) == 1 && c.r == 0 && len(c.dense) == g.rows*g.cols {
+		d = c.dense // one dense delta covering the weight: no copy
+	} else {
+		d = make([]float32, g.rows*g.cols)
+	}
+	for _, c := range g.parts {
+		if len(c.dense) > 0 && &c.dense[0] == &d[0] {
+			continue
+		}
+		off := c.rowOffset * g.cols
+		if c.r == 0 {
+			if c.dense == nil {
+				continue
+			}
+			for i, v := range c.dense {
+				d[off+i] += v
+			}
+			continue
+		}
+		coef := float32(c.coef)
+		rows := len(c.up) / c.r
+		for i := 0; i < rows; i++ {
+			row := d[off+i*g.cols : off+(i+1)*g.cols]
+			for q := 0; q < c.r; q++ {
+				u := c.up[i*c.r+q] * coef
+				if u == 0 {
+					continue
+				}
+				dn := c.down[q*g.cols : (q+1)*g.cols]
+				for j, v := range dn {
+					row[j] += u * v
+				}
+			}
+		}
+	}
+	mn := min(g.rows, g.cols)
+	k = mn
+	if rank > 0 {
+		k = min(rank, mn)
+	}
+	var res svd.Result
+	if mn <= exactSVDMax {
+		res, err = svd.Exact(svd.Dense{Rows: g.rows, Cols: g.cols, Data: d})
+	} else {
+		res, err = svd.Randomized(svd.Dense{Rows: g.rows, Cols: g.cols, Data: d}, k, svd.Options{Seed: 1, PowerIters: 4})
+	}
+	if err != nil {
+		return nil, nil, 0, 0, 0, err
+	}
+	spec := res.Spectrum()
+	k = min(k, len(spec))
+	if rule != nil {
+		s := spec
+		var head float64
+		for _, v := range spec {
+			head += v * v
+		}
+		if tail := res.TotalFro2 - head; len(spec) < mn && tail > 0 {
+			s = append(append([]float64{}, spec...), math.Sqrt(tail))
+		}
+		k = min(rule.Rank(s, k), len(spec))
+	}
+	k = max(k, 1)
+	u, dn := res.Factors(k, svd.SplitSqrt)
+	for _, v := range spec[:k] {
+		kept += v * v
+	}
+	return u.Data, dn.Data, k, kept, res.TotalFro2, nil
+}
+
+// mergeAlgos adds the algorithms in b to a (sorted, unique).
+func mergeAlgos(a, b []string) []string {
+	for _, x := range b {
+		found := false
+		for _, y := range a {
+			found = found || x == y
+		}
+		if !found {
+			a = append(a, x)
+		}
+	}
+	sort.Strings(a)
+	return a
+}
+
+// printRetained lists each re-factored module's rank and retained
+// Frobenius fraction (the text form of the report's modules).
+func printRetained(w io.Writer, rep *LoRAMergeReport) {
+	for _, m := range rep.Modules {
+		algos := "lora"
+		if len(m.Algorithms) > 0 {
+			algos = strings.Join(m.Algorithms, "+")
+		}
+		fmt.Fprintf(w, "%-72s %-10s rank %4d  retained %.4f\n", m.Name, algos, m.Rank, m.Retained)
+	}
+}

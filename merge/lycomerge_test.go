@@ -1,0 +1,207 @@
+package merge
+
+import (
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/internal/fixture"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// matmul64 returns a (n×k) @ b (k×m) in float64.
+func matmul64(a, b []float64, n, k, m int) []float64 {
+	out := make([]float64, n*m)
+	for i := 0; i < n; i++ {
+		for q := 0; q < k; q++ {
+			u := a[i*k+q]
+			for j := 0; j < m; j++ {
+				out[i*m+j] += u * b[q*m+j]
+			}
+		}
+	}
+	return out
+}
+
+// lycoDelta re-derives a fixture module's scaled delta in float64 from the
+// LyCORIS definitions: LoKr kron(w1, w2_a@w2_b)·alpha/r, LoHa
+// (w1_a@w1_b)⊙(w2_a@w2_b)·alpha/r, full diff, LoRA up@down·alpha/r (the
+// DoRA magnitude is ignored: a LoRA file cannot carry it).
+func lycoDelta(t *testing.T, f *safetensors.File, m fixture.Module, algo string) (d []float64, rows, cols int) {
+	t.Helper()
+	scale := 1.0
+	alpha := func(r int) {
+		if k, ok := m.Roles["alpha"]; ok {
+			a, _ := f64(t, f, k)
+			scale = a[0] / float64(r)
+		}
+	}
+	switch algo {
+	case "lokr":
+		w1, s1 := f64(t, f, m.Roles["lokr_w1"])
+		a, sa := f64(t, f, m.Roles["lokr_w2_a"])
+		b, sb := f64(t, f, m.Roles["lokr_w2_b"])
+		r := int(sa[1])
+		alpha(r)
+		r2, c2 := int(sa[0]), len(b)/r
+		w2 := matmul64(a, b, r2, r, c2)
+		r1, c1 := int(s1[0]), int(s1[1])
+		rows, cols = r1*r2, c1*c2
+		d = make([]float64, rows*cols)
+		for i := 0; i < r1; i++ {
+			for j := 0; j < c1; j++ {
+				for p := 0; p < r2; p++ {
+					for q := 0; q < c2; q++ {
+						d[(i*r2+p)*cols+j*c2+q] = w1[i*c1+j] * w2[p*c2+q] * scale
+					}
+				}
+			}
+		}
+		_ = sb
+	case "loha":
+		w1a, s := f64(t, f, m.Roles["hada_w1_a"])
+		w1b, _ := f64(t, f, m.Roles["hada_w1_b"])
+		w2a, _ := f64(t, f, m.Roles["hada_w2_a"])
+		w2b, _ := f64(t, f, m.Roles["hada_w2_b"])
+		r := int(s[1])
+		alpha(r)
+		rows, cols = int(s[0]), len(w1b)/r
+		p1, p2 := matmul64(w1a, w1b, rows, r, cols), matmul64(w2a, w2b, rows, r, cols)
+		d = make([]float64, rows*cols)
+		for i := range d {
+			d[i] = p1[i] * p2[i] * scale
+		}
+	case "full":
+		var s []int64
+		d, s = f64(t, f, m.Roles["diff"])
+		rows = int(s[0])
+		cols = len(d) / rows
+	default: // lora, dora
+		return loraDelta(t, f, m)
+	}
+	return d, rows, cols
+}
+
+func TestMergeLyCORISRefactored(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := arch.ByID("sd1")
+	onlyAttn := func(m string) bool { return strings.Contains(m, "attn2") || strings.Contains(m, "self_attn.q_proj") }
+	type in struct {
+		algo     string
+		strength float64
+	}
+	cases := []struct {
+		name   string
+		inputs []in
+		rank   int
+		rule   string
+	}{
+		{"lokr+lora rank 3", []in{{"lokr", 0.8}, {"lora", -0.6}}, 3, ""},
+		{"loha+full rank 2", []in{{"loha", 1}, {"full", 0.5}}, 2, ""},
+		{"lokr+loha+dora sv_fro", []in{{"lokr", 1}, {"loha", 0.7}, {"dora", 0.5}}, 0, "sv_fro:0.9"},
+	}
+	for ci, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var inputs []Input
+			want := map[string][]float64{}
+			rowsOf := map[string]int{}
+			for i, x := range c.inputs {
+				p := filepath.Join(dir, c.name+string(rune('a'+i))+".safetensors")
+				mods, err := fixture.WriteLoRA(p, fixture.LoRASpec{Arch: "sd1", Size: arch.Tiny, Format: "kohya", Algo: x.algo,
+					Rank: 2, Alpha: 1.5, DType: dtype.F32, Seed: uint64(10*ci + i + 1), Filter: onlyAttn})
+				if err != nil {
+					t.Fatal(err)
+				}
+				inputs = append(inputs, Input{Path: p, StrengthModel: x.strength, StrengthClip: x.strength})
+				f, err := safetensors.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range mods {
+					d, rows, _ := lycoDelta(t, f, m, x.algo)
+					key := m.Target.Component + "/" + m.Target.Module
+					if want[key] == nil {
+						want[key] = make([]float64, len(d))
+					}
+					rowsOf[key] = rows
+					for j := range d {
+						want[key][j] += x.strength * d[j]
+					}
+				}
+				f.Close()
+			}
+			// without a rank: an error naming the options
+			if _, err := MergeLoRAs(inputs, filepath.Join(dir, "no.safetensors"), LoRAMergeOptions{}); err == nil || !strings.Contains(err.Error(), "--rank") {
+				t.Fatalf("merge without a rank: %v, want an error naming --rank", err)
+			}
+			out := filepath.Join(dir, c.name+"-out.safetensors")
+			rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{DType: "fp32", Rank: c.rank, Rule: c.rule})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hasDoRA := c.inputs[len(c.inputs)-1].algo == "dora"
+			if hasDoRA != (len(rep.Notes) == 1 && strings.Contains(rep.Notes[0], "DoRA")) {
+				t.Errorf("notes %v", rep.Notes)
+			}
+			got := mergedDeltas(t, out, a)
+			reported := map[string]ModuleResult{}
+			for _, m := range rep.Modules {
+				tg, _ := a.Resolve(m.Name)
+				reported[tg.Component+"/"+tg.Module] = m
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d merged modules, want %d", len(got), len(want))
+			}
+			for k, w := range want {
+				rows := rowsOf[k]
+				cols := len(w) / rows
+				var sv mat.SVD
+				if !sv.Factorize(mat.NewDense(rows, cols, append([]float64{}, w...)), mat.SVDNone) {
+					t.Fatal("svd failed")
+				}
+				s := sv.Values(nil)
+				var total float64
+				for _, v := range s {
+					total += v * v
+				}
+				// the rank the rule or --rank picks on the exact spectrum
+				k0 := min(c.rank, len(s))
+				if c.rule != "" {
+					var acc float64
+					for i, v := range s {
+						acc += v * v
+						if math.Sqrt(acc/total) >= 0.9-1e-12 {
+							k0 = i + 1
+							break
+						}
+					}
+				}
+				m := reported[k]
+				if m.Rank != k0 {
+					t.Errorf("%s: rank %d, want %d", k, m.Rank, k0)
+				}
+				var head float64
+				for _, v := range s[:k0] {
+					head += v * v
+				}
+				wantRet := math.Sqrt(head / total)
+				if math.Abs(m.Retained-wantRet) > 1e-5 {
+					t.Errorf("%s: retained %.6f, gonum optimum %.6f", k, m.Retained, wantRet)
+				}
+				var num float64
+				for j := range w {
+					num += (got[k][j] - w[j]) * (got[k][j] - w[j])
+				}
+				optimal := math.Sqrt(math.Max(0, total-head) / total)
+				if e := math.Sqrt(num / total); e > optimal*1.0001+1e-5 {
+					t.Errorf("%s: rank-%d error %.6g, Eckart–Young optimum %.6g", k, k0, e, optimal)
+				}
+			}
+		})
+	}
+}
