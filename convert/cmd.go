@@ -284,17 +284,24 @@ exactly that rank (kohya's resize_lora.py keeps one more). The scale is
 folded into up; the new alpha equals the new rank. Modules already at or
 below the rank are copied unchanged.
 
+With --approximate, LoKr, LoHa and full-diff (LyCORIS "full") modules are
+resized too: their dense delta is decomposed by SVD (exact up to 256 wide,
+randomized beyond; a rule without --rank is capped at 128) and written as a
+plain LoRA of the chosen rank; bias deltas (diff_b) are kept.
+
 Reports per module the kept rank, the retained Frobenius fraction (exact,
 from the full spectrum) and the relative error, and overall figures.
 
 Examples:
    loratool resize big-lora.safetensors --rank 8 -o small-lora.safetensors
    loratool resize lora.safetensors --rank-rule sv_fro:0.95 --rank 64 -o out.safetensors
-   loratool resize ~/loras --rank 16 --out-dir ~/loras-r16 --json`,
+   loratool resize ~/loras --rank 16 --out-dir ~/loras-r16 --json
+   loratool resize lokr.safetensors --approximate --rank-rule sv_fro:0.98 --rank 32 -o lokr-r32.safetensors`,
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "rank", Aliases: []string{"r"}, Usage: "new rank (with --rank-rule: the maximum)"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "sv_fro:F, sv_ratio:T, sv_cumulative:F or fixed:N"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every module's report"},
+			&cli.BoolFlag{Name: "approximate", Usage: "also resize LoKr, LoHa and full-diff modules: SVD of their dense delta, written as plain LoRA"},
 		}, batchFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			var rule svd.Rule
@@ -322,7 +329,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opt := ResizeOptions{Rule: rule, MaxRank: n, DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version}
+			opt := ResizeOptions{Rule: rule, MaxRank: n, DType: dt, Approximate: cmd.Bool("approximate"), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			verbose := cmd.Bool("verbose")
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {

@@ -81,6 +81,9 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	if len(an.Modules) == 0 {
 		return fmt.Errorf("not a LoRA (no adapter tensors)")
 	}
+	if opt.Approximate {
+		resolveTargets(an)
+	}
 	used := map[string]bool{}
 	var ts []outTensor
 	var bad []string
@@ -100,7 +103,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		for _, a := range algos {
 			plain = plain && (a == "lora" || a == "dora")
 		}
-		if !plain || !m.Has(lora.RoleUp) || !m.Has(lora.RoleDown) {
+		if (!plain || !m.Has(lora.RoleUp) || !m.Has(lora.RoleDown)) && !(opt.Approximate && denseResizable(m)) {
 			bad = append(bad, m.Prefix+" ("+strings.Join(algos, "+")+")")
 			continue
 		}
@@ -115,7 +118,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 				defer wg.Done()
 				for i := range next {
 					sl := &slots[i]
-					sl.rep, sl.outs, sl.err = resizeModule(src, refs, an.Modules[i], opt)
+					sl.rep, sl.outs, sl.err = resizeAny(src, refs, an.Modules[i], opt)
 				}
 			}()
 		}
@@ -143,7 +146,11 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		ranks[rep.Rank] = true
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("resize handles plain LoRA/LoCon/Tucker modules only; %d modules are not: %s", len(bad), list(bad))
+		hint := " (LoKr, LoHa and full diffs: use --approximate)"
+		if opt.Approximate {
+			hint = ""
+		}
+		return fmt.Errorf("resize handles plain LoRA/LoCon/Tucker modules only%s; %d modules are not: %s", hint, len(bad), list(bad))
 	}
 	// everything else (embeddings, unknown keys) is carried unchanged
 	for _, t := range src.Tensors() {

@@ -3,7 +3,6 @@ package merge
 import (
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strings"
 
@@ -216,12 +215,6 @@ func (g *group) groupBias() []float32 {
 	return b
 }
 
-// exactSVDMax is the largest min(rows, cols) re-factored by an exact SVD
-// (the Eckart–Young optimum); wider deltas use a randomized SVD with four
-// power iterations (within a fraction of a percent of the optimum on the
-// decaying spectra of trained LyCORIS deltas).
-const exactSVDMax = 256
-
 // refactorDense sums every part's delta of g into one dense matrix and
 // re-factors it by SVD: rank k is --rank (capped by the matrix), or what
 // rule selects on the spectrum (capped by --rank when given; beyond a
@@ -268,34 +261,11 @@ func refactorDense(g *group, rank int, rule *svd.Rule) (up, down []float32, k in
 			}
 		}
 	}
-	mn := min(g.rows, g.cols)
-	k = mn
-	if rank > 0 {
-		k = min(rank, mn)
-	}
-	var res svd.Result
-	if mn <= exactSVDMax {
-		res, err = svd.Exact(svd.Dense{Rows: g.rows, Cols: g.cols, Data: d})
-	} else {
-		res, err = svd.Randomized(svd.Dense{Rows: g.rows, Cols: g.cols, Data: d}, k, svd.Options{Seed: 1, PowerIters: 4})
-	}
+	res, k, err := svd.TruncateDense(svd.Dense{Rows: g.rows, Cols: g.cols, Data: d}, rank, rule)
 	if err != nil {
 		return nil, nil, 0, 0, 0, err
 	}
 	spec := res.Spectrum()
-	k = min(k, len(spec))
-	if rule != nil {
-		s := spec
-		var head float64
-		for _, v := range spec {
-			head += v * v
-		}
-		if tail := res.TotalFro2 - head; len(spec) < mn && tail > 0 {
-			s = append(append([]float64{}, spec...), math.Sqrt(tail))
-		}
-		k = min(rule.Rank(s, k), len(spec))
-	}
-	k = max(k, 1)
 	u, dn := res.Factors(k, svd.SplitSqrt)
 	for _, v := range spec[:k] {
 		kept += v * v
