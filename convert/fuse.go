@@ -22,8 +22,8 @@ func fuse(parts []*module, total int64) (*loraMod, error) {
 		if lm == nil || p.act == nil {
 			return nil, fmt.Errorf("module %s cannot be fused", p.src.Prefix)
 		}
-		if lm.mid != nil || lm.dora != nil {
-			return nil, fmt.Errorf("module %s: Tucker or DoRA LoRAs on slices of %s cannot be fused exactly", p.src.Prefix, p.t.Module)
+		if lm.mid != nil {
+			return nil, fmt.Errorf("module %s: Tucker LoRAs on slices of %s cannot be fused exactly", p.src.Prefix, p.t.Module)
 		}
 		if i > 0 && p.act.Offset < parts[i-1].act.Offset+parts[i-1].act.Size {
 			return nil, fmt.Errorf("modules %s and %s overlap in %s", parts[i-1].src.Prefix, p.src.Prefix, p.t.Module)
@@ -85,6 +85,11 @@ func fuse(parts []*module, total int64) (*loraMod, error) {
 	out.up = computed(first.up.dt, upShape, up)
 	out.down = computed(first.down.dt, ds, down)
 	out.scale = scale
+	dora, err := fuseDoRA(parts, rows)
+	if err != nil {
+		return nil, err
+	}
+	out.dora = dora
 	if diffB != nil {
 		out.diffB = computed(dtype.F32, []int64{int64(rows)}, diffB)
 		for _, p := range parts {
@@ -104,8 +109,15 @@ func fuse(parts []*module, total int64) (*loraMod, error) {
 // blocks). Exact either way. Slices whose up rows are all zero are left
 // out when another slice is not.
 func split(lm *loraMod, slices []*arch.Slice) ([]*loraMod, []bool, error) {
-	if lm.mid != nil || lm.dora != nil {
-		return nil, nil, fmt.Errorf("Tucker or DoRA LoRAs on a fused weight cannot be split exactly")
+	if lm.mid != nil {
+		return nil, nil, fmt.Errorf("Tucker LoRAs on a fused weight cannot be split exactly")
+	}
+	var mag []float32
+	if lm.dora != nil {
+		var err error
+		if mag, err = doraRows(lm, "splitting the fused weight"); err != nil {
+			return nil, nil, err
+		}
 	}
 	u, err := lm.up.floats()
 	if err != nil {
@@ -160,6 +172,10 @@ func split(lm *loraMod, slices []*arch.Slice) ([]*loraMod, []bool, error) {
 		m.down = computed(lm.down.dt, append([]int64{int64(k)}, lm.down.shape[1:]...), nd)
 		if b != nil {
 			m.diffB = computed(lm.diffB.dt, []int64{int64(n)}, append([]float32(nil), b[off:off+n]...))
+		}
+		if mag != nil {
+			m.dora = doraLike(lm.dora, append([]float32(nil), mag[off:off+n]...))
+			keep[si], any = true, true // a magnitude changes the weight even with a zero delta
 		}
 		out[si] = m
 	}

@@ -316,7 +316,9 @@ func (lm *loraMod) swapHalves() error {
 		lm.diffB = computed(lm.diffB.dt, lm.diffB.shape, append(append([]float32(nil), b[k:]...), b[:k]...))
 	}
 	if lm.dora != nil {
-		return fmt.Errorf("DoRA on a scale/shift-swapped module is not supported")
+		if err := swapDoRA(lm); err != nil {
+			return err
+		}
 	}
 	lm.unchanged = false
 	return nil
