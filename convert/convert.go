@@ -65,8 +65,11 @@ type Result struct {
 	BytesIn      int64         `json:"bytes_in"`
 	BytesOut     int64         `json:"bytes_out"`
 	Approximated []ModuleError `json:"approximated,omitempty"`
-	Notes        []string      `json:"notes,omitempty"`
-	Error        string        `json:"error,omitempty"`
+	// Embeddings lists the separate textual-inversion files written beside
+	// the output (pivotal-tuning embeddings, non-kohya targets).
+	Embeddings []string `json:"embeddings,omitempty"`
+	Notes      []string `json:"notes,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 // piece is one module of the output.
@@ -164,15 +167,11 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range an.Embeddings {
-		t := refs[e.Key]
-		b, err := src.Read(t)
-		if err != nil {
-			return err
-		}
-		ts = append(ts, outTensor{name: e.Key, v: &val{dt: t.DType, shape: t.Shape, raw: b}})
-		res.Notes = append(res.Notes, "embedding "+e.Key+" copied unchanged")
+	embs, err := placeEmbeddings(src, refs, an, in, out, opt, res)
+	if err != nil {
+		return err
 	}
+	ts = append(ts, embs...)
 	updateMeta(meta, pieces, res.From, opt)
 	if opt.To == "diffusers" || opt.To == "peft" {
 		delete(meta, "lora_adapter_metadata") // alphas are folded now

@@ -192,6 +192,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		for _, e := range an.Embeddings {
 			r.Vectors += e.Vectors
 		}
+		r.Embeddings = bundledEmbeddings(an.Embeddings)
 	}
 	for a := range algos {
 		r.Algorithms = append(r.Algorithms, a)

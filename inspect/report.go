@@ -18,24 +18,26 @@ type Report struct {
 	Algorithms   []string `json:"algorithms"`
 	Targets      []string `json:"targets"`
 	// TargetModules counts modules per target (LoRAs).
-	TargetModules map[string]int    `json:"target_modules,omitempty"`
-	Layout        string            `json:"layout,omitempty"` // checkpoints: single-file, diffusion-model, diffusers, ...
-	Modules       int               `json:"modules"`
-	Rank          *MinMax           `json:"rank,omitempty"`
-	Alpha         *AlphaSummary     `json:"alpha,omitempty"`
-	Vectors       int64             `json:"vectors,omitempty"` // embeddings: token vectors
-	DTypes        []string          `json:"dtypes"`
-	Tensors       int               `json:"tensors"`
-	Params        int64             `json:"params"`
-	Size          int64             `json:"size"`
-	Metadata      map[string]string `json:"metadata"`
-	Training      map[string]string `json:"training,omitempty"`
-	TriggerWords  []string          `json:"trigger_words"`
-	Hashes        *Hashes           `json:"hashes,omitempty"`
-	Stats         *Stats            `json:"stats,omitempty"`
-	Warnings      []string          `json:"warnings"`
-	UnknownKeys   []string          `json:"unknown_keys"`
-	Error         string            `json:"error,omitempty"`
+	TargetModules map[string]int `json:"target_modules,omitempty"`
+	Layout        string         `json:"layout,omitempty"` // checkpoints: single-file, diffusion-model, diffusers, ...
+	Modules       int            `json:"modules"`
+	Rank          *MinMax        `json:"rank,omitempty"`
+	Alpha         *AlphaSummary  `json:"alpha,omitempty"`
+	Vectors       int64          `json:"vectors,omitempty"` // embeddings: token vectors
+	// Embeddings lists textual-inversion embeddings bundled in a LoRA.
+	Embeddings   []BundledEmbedding `json:"embeddings,omitempty"`
+	DTypes       []string           `json:"dtypes"`
+	Tensors      int                `json:"tensors"`
+	Params       int64              `json:"params"`
+	Size         int64              `json:"size"`
+	Metadata     map[string]string  `json:"metadata"`
+	Training     map[string]string  `json:"training,omitempty"`
+	TriggerWords []string           `json:"trigger_words"`
+	Hashes       *Hashes            `json:"hashes,omitempty"`
+	Stats        *Stats             `json:"stats,omitempty"`
+	Warnings     []string           `json:"warnings"`
+	UnknownKeys  []string           `json:"unknown_keys"`
+	Error        string             `json:"error,omitempty"`
 }
 
 // MinMax is a range of integers.

@@ -81,6 +81,9 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 		}
 		line("alpha", "%s", s)
 	}
+	if len(r.Embeddings) > 0 && r.Kind == "lora" {
+		line("embeddings", "%s", describeBundled(r.Embeddings))
+	}
 	if r.Vectors > 0 {
 		line("vectors", "%d", r.Vectors)
 	}

@@ -239,7 +239,7 @@ func (an *Analysis) Parts(f Fit) []string {
 
 // EmbeddingPart names the text encoder an embedding belongs to.
 func EmbeddingPart(e Embedding, a *arch.Arch) arch.Part {
-	switch e.Key {
+	switch e.Encoder {
 	case "clip_l":
 		return arch.CLIPL
 	case "clip_g":
@@ -271,6 +271,7 @@ func EmbeddingArch(es []Embedding, archs []*arch.Arch) *arch.Arch {
 	keys := map[string]bool{}
 	for _, e := range es {
 		keys[e.Key] = true
+		keys[e.Encoder] = true
 	}
 	for _, a := range archs {
 		if len(a.Encoders) == 0 || a.Encoders[0].Model == nil {

@@ -199,6 +199,13 @@ type Embedding struct {
 	Key     string
 	Vectors int64
 	Width   int64
+	// Name is the embedding's name (the token a prompt uses): the bundle
+	// name of "bundle_emb.<name>.…", a pivotal-tuning token's key ("<s1>");
+	// "" for a standalone file's vectors.
+	Name string
+	// Encoder is "clip_l" or "clip_g" for SDXL vectors, "" for the first
+	// text encoder.
+	Encoder string
 }
 
 // Analysis is the grammar's reading of one file's tensor names.
@@ -297,15 +304,17 @@ func Analyze(tensors []TensorRef, meta map[string]string) *Analysis {
 }
 
 // embedding recognises textual-inversion tensors: A1111/kohya "emb_params",
-// A1111 .pt "string_to_param.*", SDXL "clip_l"/"clip_g", and cloneofsimo
-// pivotal-tuning tokens marked "<embed>" in the metadata.
+// A1111 .pt "string_to_param.*", SDXL "clip_l"/"clip_g", A1111 LoRA bundles
+// "bundle_emb.<name>.…", and cloneofsimo pivotal-tuning tokens marked
+// "<embed>" in the metadata.
 func embedding(t TensorRef, meta map[string]string) (Embedding, bool) {
 	isTI := t.Key == "emb_params" || strings.HasPrefix(t.Key, "string_to_param.") ||
-		t.Key == "clip_l" || t.Key == "clip_g" || meta[t.Key] == "<embed>"
+		t.Key == "clip_l" || t.Key == "clip_g" || meta[t.Key] == "<embed>" || isBundleEmbedding(t.Key)
 	if !isTI || len(t.Shape) == 0 || len(t.Shape) > 2 {
 		return Embedding{}, false
 	}
 	e := Embedding{Key: t.Key, Vectors: 1, Width: t.Shape[len(t.Shape)-1]}
+	e.Name, e.Encoder = embeddingName(t.Key)
 	if len(t.Shape) == 2 {
 		e.Vectors = t.Shape[0]
 	}
