@@ -11,6 +11,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"loratool": func() { os.Exit(run(os.Args)) },
+		"lorafixture": loraFixtureMain,
 	})
 }
 

@@ -167,7 +167,7 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	if err != nil {
 		return err
 	}
-	embs, err := placeEmbeddings(src, refs, an, in, out, opt, res)
+	embs, err := placeEmbeddings(src, refs, an, in, out, meta, opt, res)
 	if err != nil {
 		return err
 	}

@@ -94,10 +94,16 @@ func matrixVal(src source, refs map[string]srcTensor, e lora.Embedding) (*val, e
 }
 
 // placeEmbeddings returns the embedding tensors to write into the LoRA
-// (kohya) and writes the separate files (other formats), noting each.
-func placeEmbeddings(src source, refs map[string]srcTensor, an *lora.Analysis, in, out string, opt Options, res *Result) ([]outTensor, error) {
+// (kohya) and writes the separate files (other formats), noting each;
+// it drops the LoRA metadata's markers of the moved token tensors.
+func placeEmbeddings(src source, refs map[string]srcTensor, an *lora.Analysis, in, out string, meta map[string]string, opt Options, res *Result) ([]outTensor, error) {
 	if len(an.Embeddings) == 0 {
 		return nil, nil
+	}
+	for _, e := range an.Embeddings {
+		if meta[e.Key] == "<embed>" {
+			delete(meta, e.Key) // cloneofsimo's marker of a token tensor that moves
+		}
 	}
 	stem := strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
 	groups := groupEmbeddings(an.Embeddings, stem)

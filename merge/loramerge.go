@@ -170,10 +170,10 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			var full arch.Target
 			if dense {
 				c, full, err = denseContribution(f, m, in)
-				c.algos = m.Algorithms()
 			} else {
 				c, full, err = contributionOf(f, m, in)
 			}
+			c.algos = m.Algorithms()
 			if err != nil {
 				f.Close()
 				return nil, fmt.Errorf("%s: %s: %v", in.Path, m.Prefix, err)
