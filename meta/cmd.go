@@ -318,7 +318,11 @@ func editAction(op string) cli.ActionFunc {
 		}
 		if inPlace {
 			for i := range jobs {
+				// a symlink keeps pointing at the edited file
 				jobs[i].Out = jobs[i].In
+				if p, err := filepath.EvalSymlinks(jobs[i].In); err == nil {
+					jobs[i].Out = p
+				}
 			}
 		}
 		opt := Options{Rehash: cmd.Bool("rehash") || op == "rehash", Overwrite: cmd.Bool("overwrite"), Trigger: trigger}

@@ -57,10 +57,8 @@ type Options struct {
 // byte is unchanged; the file mode of in is kept.
 func Rewrite(in, out string, edits []Edit, opt Options) (*Result, error) {
 	res := &Result{Input: in}
-	if out != in && !opt.Overwrite {
-		if _, err := os.Lstat(out); err == nil {
-			return res, fmt.Errorf("%s exists (use --overwrite)", out)
-		}
+	if _, err := os.Lstat(out); err == nil && !opt.Overwrite && !sameFile(in, out) {
+		return res, fmt.Errorf("%s exists (use --overwrite)", out)
 	}
 	f, err := safetensors.Open(in)
 	if err != nil {
