@@ -297,12 +297,12 @@ var ditBlockSpecs = map[string]ditBlockSpec{
 	"hunyuan-video": {Groups: []ditGroup{{"double_blocks.", "D"}, {"single_blocks.", "S"}}, Out: []string{"final_layer."}},
 	"sd3":           {Groups: []ditGroup{{"joint_blocks.", "J"}}, Out: []string{"final_layer."}},
 	"auraflow":      {Groups: []ditGroup{{"double_layers.", "D"}, {"single_layers.", "S"}}, Out: []string{"final_linear", "modF."}},
-	"wan":           {Groups: []ditGroup{{"blocks.", "B"}}, Out: []string{"head."}},
-	"qwen-image":    {Groups: []ditGroup{{"transformer_blocks.", "B"}}, Out: []string{"norm_out.", "proj_out"}},
+	"wan":           {Groups: []ditGroup{{"blocks.", "L"}}, Out: []string{"head."}},
+	"qwen-image":    {Groups: []ditGroup{{"transformer_blocks.", "L"}}, Out: []string{"norm_out.", "proj_out"}},
 	"hidream":       {Groups: []ditGroup{{"double_stream_blocks.", "D"}, {"single_stream_blocks.", "S"}}, Out: []string{"final_layer."}},
 	"z-image":       {Groups: []ditGroup{{"layers.", "L"}}, Out: []string{"final_layer."}},
 	"lumina2":       {Groups: []ditGroup{{"layers.", "L"}}, Out: []string{"final_layer.", "norm_final"}},
-	"ltxv":          {Groups: []ditGroup{{"transformer_blocks.", "B"}}, Out: []string{"proj_out", "scale_shift_table"}},
+	"ltxv":          {Groups: []ditGroup{{"transformer_blocks.", "L"}}, Out: []string{"proj_out", "scale_shift_table"}},
 }
 
 // ditBlockTable builds a DiT's table from its spec: text-encoder blocks,

@@ -32,7 +32,7 @@ func TestBlockOf(t *testing.T) {
 		{"flux1", "t5xxl", "encoder.block.0.layer.0.SelfAttention.q", "T5", RegionTextEncoder},
 		{"sd3", DiffusionModel, "joint_blocks.23.x_block.attn.qkv", "J23", RegionIn},
 		{"sd3", DiffusionModel, "context_embedder", "IN", RegionOther},
-		{"wan", DiffusionModel, "blocks.12.self_attn.q", "B12", RegionIn},
+		{"wan", DiffusionModel, "blocks.12.self_attn.q", "L12", RegionIn},
 		{"wan", DiffusionModel, "head.head", "OUT", RegionOther},
 		{"qwen-image", DiffusionModel, "proj_out", "OUT", RegionOther},
 		{"lumina2", DiffusionModel, "noise_refiner.0.attention.qkv", "IN", RegionOther},
@@ -63,7 +63,7 @@ func TestBlockForms(t *testing.T) {
 		{"sdxl", []int{12, 20}, "BASE,IN04,IN05,IN07,IN08,M00,OUT00–OUT05"},
 		{"flux1", []int{61, 58}, "CLIP,T5,IN,D00–D18,S00–S37,OUT"},
 		{"chroma", []int{60}, "BASE,IN,D00–D18,S00–S37,OUT"},
-		{"wan", []int{43}, "BASE,IN,B00–B39,OUT"},
+		{"wan", []int{43}, "BASE,IN,L00–L39,OUT"},
 	} {
 		a, _ := ByID(tc.arch)
 		bt := a.Blocks()

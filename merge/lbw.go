@@ -119,7 +119,7 @@ func parseWeight(s string) (float64, error) {
 		case "R", "U", "A", "B":
 			return 0, fmt.Errorf("%q: random and A/B values are not supported (a merge must be reproducible); give numbers", s)
 		}
-		if strings.HasPrefix(strings.ToUpper(s), "X") {
+		if strings.HasPrefix(s, "X") {
 			return 0, fmt.Errorf("%q: inherited (X) values are not supported; give numbers", s)
 		}
 		return 0, fmt.Errorf("%q is not a number", s)
