@@ -24,7 +24,9 @@ func TestStatsBlockNames(t *testing.T) {
 	} {
 		p := filepath.Join(t.TempDir(), "l.safetensors")
 		if _, err := fixture.WriteLoRA(p, fixture.LoRASpec{Arch: tc.arch, Size: arch.Tiny, Rank: 2, Alpha: 1, DType: dtype.F32, Seed: 1, Parts: tc.parts,
-			Filter: func(m string) bool { return strings.Contains(m, "attn") || strings.Contains(m, "proj") || strings.Contains(m, "_in") }}); err != nil {
+			Filter: func(m string) bool {
+				return strings.Contains(m, "attn") || strings.Contains(m, "proj") || strings.Contains(m, "_in")
+			}}); err != nil {
 			t.Fatal(err)
 		}
 		r := File(p, Options{Stats: true})
