@@ -3,6 +3,7 @@ package extract
 import (
 	"context"
 	"fmt"
+	"github.com/loratool/loratool/arch"
 	"hash/fnv"
 	"math"
 	"os"
@@ -247,7 +248,10 @@ func extractPart(s *settings, j *job, pt part, data []float32) (result, string, 
 		Name: pt.name, Key: j.key, Kind: j.kind, Rank: k, Method: method,
 		DeltaNorm: math.Sqrt(res.TotalFro2), MaxAbs: maxAbs,
 		Retained: res.RetainedTotal(k), RelError: math.Sqrt(tail / res.TotalFro2),
-		spectrum: spec,
+		spectrum: spec, region: arch.RegionOf(pt.target),
+	}
+	if pt.target.Arch != nil {
+		rep.Block = pt.target.Arch.Blocks().BlockOf(pt.target)
 	}
 	if pt.target.Slice != nil {
 		rep.Rows = []int64{int64(pt.off), int64(pt.off + pt.rows)}
