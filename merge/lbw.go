@@ -322,11 +322,10 @@ func (p *Plan) blockNote(pt *Patch) string {
 	if pt.Target.Component != arch.DiffusionModel {
 		base = in.StrengthClip
 	}
-	block := pt.Block
-	if block == "" {
-		block = "no block"
+	if pt.Block == "" {
+		return " (in no block: 1)"
 	}
-	return fmt.Sprintf(" = %g × %s %g", base, block, pt.BlockWeight)
+	return fmt.Sprintf(" = %g × %s %g", base, pt.Block, pt.BlockWeight)
 }
 
 // failOrUsage maps an error to exit status 2 for a usage mistake found

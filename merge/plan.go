@@ -336,7 +336,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 	}
 	block, bw := in.LBW.Of(t)
 	if bw == 0 {
-		skip("block " + block + " weight 0 (lbw)")
+		skip("block weight 0 (lbw)")
 		return
 	}
 	strength *= bw
