@@ -445,3 +445,28 @@ func TestLoadPresets(t *testing.T) {
 		t.Errorf("random preset: %v", err)
 	}
 }
+
+// FuzzBlockWeights: any --lora value parses or fails with an error, and a
+// parsed spec resolves or fails on every architecture, never panicking;
+// resolved weights are finite.
+func FuzzBlockWeights(f *testing.F) {
+	for _, s := range []string{"a:lbw=OUTD", "a:0.5:lbw=IN0*:0,MID:1", "a:lbw=1,0,0", "a:lbw=[", "a:lbw=:", "a:lbw=,", "a:1:2:lbw=BASE:0,D?:1e308"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		in, err := ParseInput(s, 1, 1)
+		if err != nil || in.LBW == nil {
+			return
+		}
+		for _, a := range arch.All() {
+			if in.LBW.Resolve(a) != nil {
+				continue
+			}
+			for b, w := range in.LBW.weights {
+				if math.IsNaN(w) || math.IsInf(w, 0) || a.Blocks().Index(b) < 0 {
+					t.Fatalf("%q on %s: block %s weight %g", s, a.ID, b, w)
+				}
+			}
+		}
+	})
+}
