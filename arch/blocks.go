@@ -107,9 +107,9 @@ func (bt *BlockTable) Match(pattern string) ([]string, error) {
 	return out, nil
 }
 
-// Describe lists the block names compactly: runs of numbered blocks with
+// DescribeBlocks lists the block names compactly: runs of numbered blocks with
 // the same prefix become "IN00–IN11".
-func Describe(names []string) string {
+func DescribeBlocks(names []string) string {
 	var out []string
 	for i := 0; i < len(names); {
 		p, n, ok := splitNumbered(names[i])

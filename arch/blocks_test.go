@@ -80,7 +80,7 @@ func TestBlockForms(t *testing.T) {
 				t.Errorf("%s: forms %v, want %v", tc.arch, got, tc.counts)
 			}
 		}
-		if d := Describe(bt.Forms[0].Names()); d != tc.first {
+		if d := DescribeBlocks(bt.Forms[0].Names()); d != tc.first {
 			t.Errorf("%s: first form %s, want %s", tc.arch, d, tc.first)
 		}
 	}

@@ -181,7 +181,7 @@ func parseVector(s string) ([]float64, error) {
 func expectation(a *arch.Arch, bt *arch.BlockTable) string {
 	var fs []string
 	for _, f := range bt.Forms {
-		fs = append(fs, fmt.Sprintf("%d (%s: %s)", len(f.Slots), f.Name, arch.Describe(f.Names())))
+		fs = append(fs, fmt.Sprintf("%d (%s: %s)", len(f.Slots), f.Name, arch.DescribeBlocks(f.Names())))
 	}
 	return fmt.Sprintf("%s takes %s", a.ID, strings.Join(fs, " or "))
 }
@@ -208,10 +208,13 @@ func (bw *BlockWeights) Resolve(a *arch.Arch) error {
 				for _, b := range bt.Blocks {
 					names = append(names, b.Name)
 				}
+				var aliases []string
 				for al := range bt.Aliases {
-					names = append(names, al)
+					aliases = append(aliases, al)
 				}
-				return &UsageError{fmt.Sprintf("lbw %q: %s names no block of %s (blocks: %s)", bw.Spec, n.pattern, a.ID, arch.Describe(names))}
+				sort.Strings(aliases)
+				names = append(names, aliases...)
+				return &UsageError{fmt.Sprintf("lbw %q: %s names no block of %s (blocks: %s)", bw.Spec, n.pattern, a.ID, arch.DescribeBlocks(names))}
 			}
 			for _, b := range bs {
 				bw.weights[b] = n.value
