@@ -3,7 +3,6 @@ package extract
 import (
 	"context"
 	"fmt"
-	"github.com/loratool/loratool/arch"
 	"hash/fnv"
 	"math"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"github.com/loratool/loratool/arch"
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/safetensors"
 	"github.com/loratool/loratool/svd"
