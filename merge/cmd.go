@@ -54,7 +54,7 @@ Examples:
    loratool merge --lora a.safetensors --lora b.safetensors --rank 32 -o ab-r32.safetensors
    loratool merge --base sd15.safetensors --lora style.safetensors:0.8:lbw=1,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1 -o out.safetensors
    loratool merge --base sdxl.safetensors --lora face.safetensors:1:lbw=OUTALL --dry-run
-   loratool merge --base flux1-dev.safetensors --lora f.safetensors:lbw=D*:1,S*:0.5,BASE:0 --model-only -o out.safetensors`,
+   loratool merge --base flux1-dev.safetensors --lora 'f.safetensors:lbw=D*:1,S*:0.5' --model-only -o out.safetensors`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "base", Usage: "checkpoint to merge into (single-file, diffusion-model-only or diffusers component file)"},
 			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA as FILE[:STRENGTH[:CLIP_STRENGTH]][:lbw=BLOCK_WEIGHTS] (repeatable, applied in order)"},
