@@ -68,6 +68,8 @@ func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribut
 	if t.Component != arch.DiffusionModel {
 		s = in.StrengthClip
 	}
+	_, bw := in.LBW.Of(t) // block weight (1 without lbw=)
+	s *= bw
 	am := &adapter.Module{Tensors: map[string]*adapter.Tensor{}}
 	algo := adapter.Algo("")
 	for _, a := range m.Algorithms() {
