@@ -126,26 +126,56 @@ func resizeDenseModule(src source, refs map[string]srcTensor, m *lora.Module, op
 	if d, ok := am.Tensors[lora.RoleDiff]; ok && len(d.Shape) == len(shape) {
 		shape = d.Shape
 	}
-	dl, err := adapter.Delta(am, shape)
-	if err != nil {
-		return oc, nil, err
-	}
 	rule := opt.Rule
-	res, k, err := svd.TruncateDense(svd.Dense{Rows: int(rows), Cols: int(cols), Data: dl.Data}, opt.MaxRank, &rule)
-	if err != nil {
-		return oc, nil, err
-	}
-	spec := res.Spectrum()
-	for i, s := range spec {
-		if i < k {
+	var up, down svd.Dense
+	var k int
+	if am.Algo == adapter.LoKr {
+		// exact and cheap: the SVD of a Kronecker product from its factors
+		w1, w2, err := adapter.LoKrFactors(am)
+		if err != nil {
+			return oc, nil, err
+		}
+		sc, err := adapter.Scale(am)
+		if err != nil {
+			return oc, nil, err
+		}
+		if int64(w1.Shape[0]*w2.Shape[0]) != rows || int64(w1.Shape[1]*w2.Shape[1]) != cols {
+			return oc, nil, fmt.Errorf("LoKr factors %v and %v do not make a %d×%d delta", w1.Shape, w2.Shape, rows, cols)
+		}
+		var spec []float64
+		up, down, k, spec, oc.total, err = svd.KronTruncate(svd.Dense{Rows: w1.Shape[0], Cols: w1.Shape[1], Data: w1.Data},
+			svd.Dense{Rows: w2.Shape[0], Cols: w2.Shape[1], Data: w2.Data}, float64(sc), opt.MaxRank, &rule)
+		if err != nil {
+			return oc, nil, err
+		}
+		for _, s := range spec[:k] {
 			oc.head += s * s
 		}
+		oc.Retained = 1
+		if oc.total > 0 {
+			oc.Retained = math.Min(1, math.Sqrt(oc.head/oc.total))
+		}
+	} else {
+		dl, err := adapter.Delta(am, shape)
+		if err != nil {
+			return oc, nil, err
+		}
+		res, kk, err := svd.TruncateDense(svd.Dense{Rows: int(rows), Cols: int(cols), Data: dl.Data}, opt.MaxRank, &rule)
+		if err != nil {
+			return oc, nil, err
+		}
+		k = kk
+		for i, s := range res.Spectrum() {
+			if i < k {
+				oc.head += s * s
+			}
+		}
+		oc.total = res.TotalFro2
+		oc.Retained = res.RetainedTotal(k)
+		up, down = res.Factors(k, svd.SplitUp)
 	}
-	oc.total = res.TotalFro2
 	oc.Rank = k
-	oc.Retained = res.RetainedTotal(k)
 	oc.RelError = math.Sqrt(math.Max(0, 1-oc.Retained*oc.Retained))
-	up, down := res.Factors(k, svd.SplitUp)
 	us := []int64{rows, int64(k)}
 	ds := []int64{int64(k), cols}
 	if kernel != nil {

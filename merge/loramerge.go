@@ -71,6 +71,7 @@ type contribution struct {
 	bias         []float32
 	dRows, dCols int
 	algos        []string
+	kron         *kronDelta // a LoKr delta kept factored (dense is nil)
 }
 
 type group struct {

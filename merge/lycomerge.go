@@ -134,14 +134,20 @@ func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribut
 			shape = d.Shape
 		}
 		am.Algo = algo
-		dl, err := adapter.Delta(am, shape)
-		if err != nil {
+		if k, ok, err := lokrFactored(am, s, rows, cols); err != nil {
 			return c, t, err
+		} else if ok && t.Slice == nil && !t.SwapScaleShift {
+			c.kron = k
+		} else {
+			dl, err := adapter.Delta(am, shape)
+			if err != nil {
+				return c, t, err
+			}
+			for i := range dl.Data {
+				dl.Data[i] *= float32(s)
+			}
+			c.dense = dl.Data
 		}
-		for i := range dl.Data {
-			dl.Data[i] *= float32(s)
-		}
-		c.dense = dl.Data
 	}
 	if bias != nil {
 		if len(bias) != int(rows) {
@@ -227,6 +233,17 @@ func refactorDense(g *group, rank int, rule *svd.Rule) (up, down []float32, k in
 	if g.cols == 0 {
 		return nil, nil, 0, 0, 0, nil // only bias deltas
 	}
+	if c := g.parts[0]; len(g.parts) == 1 && c.kron != nil && c.kron.rows() == g.rows {
+		// one LoKr delta: its SVD from the Kronecker factors, exactly
+		u, dn, k, spec, total, err := svd.KronTruncate(c.kron.a, c.kron.b, c.kron.scale, rank, rule)
+		if err != nil {
+			return nil, nil, 0, 0, 0, err
+		}
+		for _, v := range spec[:k] {
+			kept += v * v
+		}
+		return u.Data, dn.Data, k, kept, total, nil
+	}
 	var d []float32
 	if c := g.parts[0]; len(g.parts) == 1 && c.r == 0 && len(c.dense) == g.rows*g.cols {
 		d = c.dense // one dense delta covering the weight: no copy
@@ -238,6 +255,10 @@ func refactorDense(g *group, rank int, rule *svd.Rule) (up, down []float32, k in
 			continue
 		}
 		off := c.rowOffset * g.cols
+		if c.kron != nil {
+			c.kron.addTo(d[off:], g.cols)
+			continue
+		}
 		if c.r == 0 {
 			if c.dense == nil {
 				continue
@@ -300,4 +321,57 @@ func printRetained(w io.Writer, rep *LoRAMergeReport) {
 		}
 		fmt.Fprintf(w, "%-72s %-10s rank %4d  retained %.4f\n", m.Name, algos, m.Rank, m.Retained)
 	}
+}
+
+// kronDelta is a LoKr delta scale·kron(a, b) kept as its factors (conv
+// kernels flattened into the columns of b).
+type kronDelta struct {
+	a, b  svd.Dense
+	scale float64
+}
+
+func (k *kronDelta) rows() int { return k.a.Rows * k.b.Rows }
+
+// addTo adds the delta into d (row-major, cols columns).
+func (k *kronDelta) addTo(d []float32, cols int) {
+	for ia := 0; ia < k.a.Rows; ia++ {
+		for ja := 0; ja < k.a.Cols; ja++ {
+			x := float32(k.scale) * k.a.Data[ia*k.a.Cols+ja]
+			if x == 0 {
+				continue
+			}
+			for ib := 0; ib < k.b.Rows; ib++ {
+				row := d[(ia*k.b.Rows+ib)*cols+ja*k.b.Cols:]
+				src := k.b.Data[ib*k.b.Cols : (ib+1)*k.b.Cols]
+				for jb, v := range src {
+					row[jb] += x * v
+				}
+			}
+		}
+	}
+}
+
+// lokrFactored returns a LoKr module's delta (strength s and alpha scale
+// folded into scale) as Kronecker factors, when it is a LoKr module whose
+// factors make a rows×cols delta.
+func lokrFactored(am *adapter.Module, s float64, rows, cols int64) (*kronDelta, bool, error) {
+	if am.Algo != adapter.LoKr {
+		return nil, false, nil
+	}
+	w1, w2, err := adapter.LoKrFactors(am)
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(w1.Shape[0]*w2.Shape[0]) != rows || int64(w1.Shape[1]*w2.Shape[1]) != cols {
+		return nil, false, nil
+	}
+	sc, err := adapter.Scale(am)
+	if err != nil {
+		return nil, false, err
+	}
+	return &kronDelta{
+		a:     svd.Dense{Rows: w1.Shape[0], Cols: w1.Shape[1], Data: w1.Data},
+		b:     svd.Dense{Rows: w2.Shape[0], Cols: w2.Shape[1], Data: w2.Data},
+		scale: float64(sc) * s,
+	}, true, nil
 }
