@@ -97,6 +97,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	}
 	slots := make([]slot, len(an.Modules))
 	var todo []int
+	approx := 0 // LyCORIS modules resized via their dense delta
 	for i, m := range an.Modules {
 		algos := m.Algorithms()
 		plain := len(algos) > 0
@@ -106,6 +107,9 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		if (!plain || !m.Has(lora.RoleUp) || !m.Has(lora.RoleDown)) && !(opt.Approximate && denseResizable(m)) {
 			bad = append(bad, m.Prefix+" ("+strings.Join(algos, "+")+")")
 			continue
+		}
+		if !plain {
+			approx++
 		}
 		todo = append(todo, i)
 	}
@@ -186,6 +190,9 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		}
 	}
 	note := fmt.Sprintf("rank resized from %s with %s (retained Frobenius %.4f)", orUnknown(old), opt.Rule, res.Retained)
+	if approx > 0 {
+		note += fmt.Sprintf("; %d LoKr/LoHa/full modules approximated as LoRA", approx)
+	}
 	if c, ok := meta["ss_training_comment"]; ok {
 		meta["ss_training_comment"] = note + "; " + c
 	}
