@@ -207,3 +207,52 @@ func TestMergeLyCORISRefactored(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeLyCORISBlockWeights: lbw= scales LyCORIS deltas per block like
+// LoRA deltas (OUT* dropped, MID halved).
+func TestMergeLyCORISBlockWeights(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := arch.ByID("sd1")
+	p := filepath.Join(dir, "lokr.safetensors")
+	if _, err := fixture.WriteLoRA(p, fixture.LoRASpec{Arch: "sd1", Size: arch.Tiny, Format: "kohya", Algo: "lokr", Rank: 2, Alpha: 1, DType: dtype.F32, Seed: 9,
+		Filter: func(m string) bool { return strings.Contains(m, "attn2.to_q") }}); err != nil {
+		t.Fatal(err)
+	}
+	plain, weighted := filepath.Join(dir, "plain.safetensors"), filepath.Join(dir, "lbw.safetensors")
+	in, err := ParseInput(p, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MergeLoRAs([]Input{in}, plain, LoRAMergeOptions{DType: "fp32", Rank: 3}); err != nil {
+		t.Fatal(err)
+	}
+	in, err = ParseInput(p+":1:1:lbw=OUT*:0,MID:0.5", 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MergeLoRAs([]Input{in}, weighted, LoRAMergeOptions{DType: "fp32", Rank: 3}); err != nil {
+		t.Fatal(err)
+	}
+	base, got := mergedDeltas(t, plain, a), mergedDeltas(t, weighted, a)
+	for k, w := range base {
+		g, ok := got[k]
+		mult := 1.0
+		switch {
+		case strings.Contains(k, "output_blocks"):
+			if ok {
+				t.Errorf("%s: merged despite OUT*:0", k)
+			}
+			continue
+		case strings.Contains(k, "middle_block"):
+			mult = 0.5
+		}
+		if !ok {
+			t.Fatalf("%s missing", k)
+		}
+		for i := range w {
+			if math.Abs(g[i]-mult*w[i]) > 1e-5*(1+math.Abs(w[i])) {
+				t.Fatalf("%s[%d]: %g, want %g×%g", k, i, g[i], mult, w[i])
+			}
+		}
+	}
+}
