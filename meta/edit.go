@@ -110,9 +110,15 @@ func Rewrite(in, out string, edits []Edit, opt Options) (*Result, error) {
 	}
 	w.SetMode(st.Mode())
 	want := sha256.New()
+	buf := make([]byte, 1<<20)
 	for _, s := range w.Order() {
 		t, _ := f.Lookup(s.Name)
-		want.Write(f.Bytes(t))
+		// hash the input's bytes with ReadAt (bounded memory), then let
+		// the kernel copy them
+		if _, err := io.CopyBuffer(want, io.NewSectionReader(src, f.DataOffset+t.Begin, t.End-t.Begin), buf); err != nil {
+			w.Abort()
+			return res, fmt.Errorf("%s: reading tensor %q: %v", in, s.Name, err)
+		}
 		if err := w.WriteFrom(s.Name, src, f.DataOffset+t.Begin, t.End-t.Begin); err != nil {
 			w.Abort()
 			return res, err
@@ -147,7 +153,7 @@ func verify(w *safetensors.Writer, f *safetensors.File, want []byte) error {
 	size := f.DataSize()
 	hdr := w.FileSize() - size
 	got := sha256.New()
-	if _, err := io.Copy(got, io.NewSectionReader(r, hdr, size)); err != nil {
+	if _, err := io.CopyBuffer(got, io.NewSectionReader(r, hdr, size), make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("reading back: %v", err)
 	}
 	if !bytes.Equal(got.Sum(nil), want) {

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/loratool/loratool/safetensors"
@@ -92,20 +94,37 @@ func Compute(f *safetensors.File, md map[string]string) (Hashes, error) {
 	padWin := newWindow(hdr)
 	rawWin := newWindow(unpadded)
 	data := sha256.New()
+	// read with ReadAt in chunks (not through the mapping): memory stays
+	// bounded by the buffer whatever the tensor sizes
+	src, err := os.Open(f.Path)
+	if err != nil {
+		return Hashes{}, err
+	}
+	defer src.Close()
+	buf := make([]byte, 1<<20)
 	var off int64
 	for _, s := range order {
 		t, ok := f.Lookup(s.Name)
 		if !ok {
 			return Hashes{}, fmt.Errorf("%s: tensor %q vanished", f.Path, s.Name)
 		}
-		b := f.Bytes(t)
-		if b == nil {
-			return Hashes{}, fmt.Errorf("%s: tensor %q: offsets outside the data section", f.Path, s.Name)
+		r := io.NewSectionReader(src, f.DataOffset+t.Begin, t.End-t.Begin)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				b := buf[:n]
+				data.Write(b)
+				padWin.feed(off, b)
+				rawWin.feed(off, b)
+				off += int64(n)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return Hashes{}, fmt.Errorf("%s: reading tensor %q: %v", f.Path, s.Name, err)
+			}
 		}
-		data.Write(b)
-		padWin.feed(off, b)
-		rawWin.feed(off, b)
-		off += int64(len(b))
 	}
 	sum := hex.EncodeToString(data.Sum(nil))
 	return Hashes{ModelHash: sum, LegacyHash: padWin.sum(), LegacyUnpadded: rawWin.sum(), SpecHash: "0x" + sum}, nil
