@@ -122,6 +122,7 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	var a *arch.Arch
 	var outDT dtype.DType
 	var metas []map[string]string
+	var carried [][]carriedEmbedding // each input's pivotal-tuning embeddings
 	for i, in := range inputs {
 		rep.LoRAs = append(rep.LoRAs, in.Path)
 		f, err := safetensors.Open(in.Path)
@@ -210,6 +211,12 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			g.algos = mergeAlgos(g.algos, c.algos)
 			g.parts = append(g.parts, c)
 		}
+		embs, err := readEmbeddings(f, an, in.Path)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		carried = append(carried, embs)
 		if dora > 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%s: %d DoRA modules merged as plain LoRAs: their magnitude (dora_scale) depends on the base weight and a LoRA file cannot carry it; merge into a checkpoint with --base to apply DoRA exactly", in.Path, dora))
 		}
@@ -366,6 +373,13 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			data[m.name+".alpha"] = []float32{float32(m.rank)}
 		}
 	}
+	embSpecs, embData, embNotes := embeddingSpecs(carried, rep.LoRAs, format)
+	for _, sp := range embSpecs {
+		sp.DType = outDT
+		specs = append(specs, sp)
+		data[sp.Name] = embData[sp.Name]
+	}
+	rep.Notes = append(rep.Notes, embNotes...)
 	meta := loraMergeMetadata(a, inputs, metas, rep, opt)
 	w, err := safetensors.Create(out, specs, meta)
 	if err != nil {
