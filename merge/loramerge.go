@@ -190,7 +190,7 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			key := full.Component + "\x00" + full.Module
 			g := groups[key]
 			if g == nil {
-				rows := int(full.Shape[0])
+				rows := c.numRows() // this file's width (reduced-size files too)
 				if m.Target.Slice != nil {
 					// the fused weight's rows at this file's width
 					rows = c.numRows() * int(full.Shape[0]) / int(m.Target.Slice.Size)

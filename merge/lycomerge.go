@@ -101,14 +101,14 @@ func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribut
 		am.Tensors[role] = &adapter.Tensor{Shape: sh, Data: v}
 	}
 	rows, cols, ok := m.DeltaShape()
+	if !ok && bias != nil && algo == adapter.Diff && !m.Has(lora.RoleDiff) {
+		rows, cols, ok = int64(len(bias)), 0, true // a bias delta only
+	}
 	if !ok && t.Slice == nil && len(t.Shape) >= 1 {
 		rows, cols, ok = t.Shape[0], 1, true
 		for _, d := range t.Shape[1:] {
 			cols *= d
 		}
-	}
-	if !ok && bias != nil && algo == adapter.Diff && !m.Has(lora.RoleDiff) {
-		rows, cols, ok = int64(len(bias)), 0, true
 	}
 	if !ok {
 		return c, t, fmt.Errorf("the shape of its delta is unknown")

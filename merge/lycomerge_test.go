@@ -256,3 +256,72 @@ func TestMergeLyCORISBlockWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeBiasDeltas: a bias-only full diff (diff_b) merges with a LoRA on
+// the same weight; the bias deltas are summed exactly, the LoRA part is
+// kept exactly at its own rank.
+func TestMergeBiasDeltas(t *testing.T) {
+	dir := t.TempDir()
+	a, _ := arch.ByID("sd1")
+	pa := filepath.Join(dir, "a.safetensors")
+	mods, err := fixture.WriteLoRA(pa, fixture.LoRASpec{Arch: "sd1", Size: arch.Tiny, Format: "kohya", Rank: 2, Alpha: 2, DType: dtype.F32, Seed: 4,
+		Filter: func(m string) bool { return m == "input_blocks.1.1.proj_in" }})
+	if err != nil || len(mods) != 1 {
+		t.Fatalf("%v, %d modules", err, len(mods))
+	}
+	m := mods[0]
+	rows := int(m.Target.Shape[0])
+	bias := make([]float32, rows)
+	for i := range bias {
+		bias[i] = float32(i) - 3
+	}
+	pb := filepath.Join(dir, "b.safetensors")
+	if err := safetensors.WriteFile(pb, []safetensors.TensorSpec{{Name: m.Prefix + ".diff_b", DType: dtype.F32, Shape: []int64{int64(rows)}}}, nil,
+		func(safetensors.TensorSpec) ([]byte, error) { return f32le(bias), nil }); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.safetensors")
+	rep, err := MergeLoRAs([]Input{{Path: pa, StrengthModel: 0.5, StrengthClip: 1}, {Path: pb, StrengthModel: -2, StrengthClip: 1}}, out, LoRAMergeOptions{DType: "fp32", Rank: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Modules) != 1 || rep.Modules[0].Retained < 1-1e-6 {
+		t.Fatalf("report %+v", rep.Modules)
+	}
+	f, err := safetensors.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, gs := f64(t, f, m.Prefix+".diff_b")
+	if len(got) != rows {
+		t.Fatalf("diff_b shape %v, want [%d]; target %v", gs, rows, m.Target.Shape)
+	}
+	for i, v := range got {
+		if want := -2 * float64(bias[i]); math.Abs(v-want) > 1e-6 {
+			t.Fatalf("diff_b[%d] = %g, want %g", i, v, want)
+		}
+	}
+	src, err := safetensors.Open(pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want, _, _ := loraDelta(t, src, m)
+	merged := mergedDeltas(t, out, a)[m.Target.Component+"/"+m.Target.Module]
+	for i := range want {
+		if math.Abs(merged[i]-0.5*want[i]) > 1e-5 {
+			t.Fatalf("delta[%d] = %g, want %g", i, merged[i], 0.5*want[i])
+		}
+	}
+}
+
+// f32le is the little-endian float32 encoding of v.
+func f32le(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		u := math.Float32bits(x)
+		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return b
+}
