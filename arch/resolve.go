@@ -163,7 +163,8 @@ func (a *Arch) index() *archIndex {
 	if a.Aliases != nil {
 		aliases = a.Aliases()
 	}
-	ix := &archIndex{dm: buildIndex(a.Params(Full), aliases)}
+	full := a.Params(Full)
+	ix := &archIndex{dm: buildIndex(append(full, a.variantOnlyParams(full)...), aliases)}
 	for _, e := range a.Encoders {
 		ix.encDotted = append(ix.encDotted, append([]string{"text_encoders." + e.Comfy + ".transformer.", "text_encoders." + e.Comfy + "."}, e.Diffusers...))
 	}
@@ -286,24 +287,35 @@ func (a *Arch) NativeParams() map[string][]int64 {
 type Candidate struct {
 	Arch             *Arch
 	Resolved         int // modules resolved by name
-	ShapeFit         int // of those, modules whose shapes are consistent
-	ShapeKnown       int // modules whose shape could be checked
+	ShapeFit         int // of those, modules whose shapes are consistent (best variant)
+	ShapeKnown       int // modules whose shape could be checked (best variant)
 	DiffusionModules int // resolved modules of the diffusion model
+	// Variant is the index of the best-fitting variant (-1: the
+	// architecture declares none); VariantFit and VariantKnown hold every
+	// variant's counts, in Variants() order.
+	Variant      int
+	VariantFit   []int
+	VariantKnown []int
 	// Pruned: evaluation stopped once the architecture could no longer
 	// match the best candidate; its counts are partial.
 	Pruned bool
 }
 
-// Rank orders candidates: most modules resolved, then most shape fits,
-// then fewest shape misfits, then registry priority.
+// Rank orders candidates: most modules whose names and shapes both fit,
+// then most modules resolved by name, then fewest shape misfits, then
+// registry priority. A candidate whose shapes fit therefore always wins
+// over one whose names fit but whose shapes don't.
 func Rank(cs []Candidate) {
 	sort.SliceStable(cs, func(i, j int) bool {
 		a, b := cs[i], cs[j]
+		if a.ShapeFit != b.ShapeFit {
+			return a.ShapeFit > b.ShapeFit
+		}
 		if a.Resolved != b.Resolved {
 			return a.Resolved > b.Resolved
 		}
-		if a.ShapeFit != b.ShapeFit {
-			return a.ShapeFit > b.ShapeFit
+		if ma, mb := a.ShapeKnown-a.ShapeFit, b.ShapeKnown-b.ShapeFit; ma != mb {
+			return ma < mb
 		}
 		return a.Arch.Priority < b.Arch.Priority
 	})
