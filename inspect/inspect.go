@@ -158,6 +158,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	fit := an.FitArch(arch.All(), forced)
 	r.Architecture, r.ArchName = archOrUnknown(fit.Arch)
 	r.Confidence, r.Evidence = fit.Confidence, fit.Evidence
+	setVariant(r, fit.Variants)
 	for _, a := range fit.Also {
 		if a != fit.Arch {
 			r.AlsoFits = append(r.AlsoFits, a.ID)
@@ -428,6 +429,9 @@ func describeCheckpoint(r *Report, refs []lora.TensorRef, forced *arch.Arch) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("--arch %s given, but the keys say %s", forced.ID, r.Architecture))
 	}
 	r.Evidence = info.Evidence
+	if info.Variant != "" {
+		setVariant(r, []string{info.Variant})
+	}
 	if info.Arch != nil {
 		r.Confidence = "high"
 	} else {
