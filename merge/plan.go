@@ -229,6 +229,9 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		ownID = own.Arch.ID
 	}
 	p.LoRAArch = append(p.LoRAArch, ownID)
+	if err := variantMismatch(in.Path, own, p.Arch, p.Info); err != nil {
+		return err
+	}
 	// map onto the checkpoint's architecture
 	fit := an.FitArch(nil, p.Arch)
 	for _, m := range fit.Unresolved {
