@@ -61,7 +61,11 @@ type entry struct {
 type nameIndex struct {
 	dotted map[string]*entry
 	flat   map[string]*entry
-	lax    bool // no table: accept any name (LLM encoders)
+	// raw addresses every parameter that is not a ".weight" by its full
+	// name (norm "X.scale", "X.bias", Wan's "blocks.N.modulation"), the
+	// way ComfyUI's key map lets "diffusion_model.<param>" address it.
+	raw map[string]*entry
+	lax bool // no table: accept any name (LLM encoders)
 }
 
 func (ix *nameIndex) put(name string, e *entry) {
@@ -87,10 +91,13 @@ func sameSlice(a, b *Slice) bool {
 	return *a == *b
 }
 
-// buildIndex indexes modules (parameter names without .weight/.bias/.scale,
-// or raw parameter names) and aliases.
+// buildIndex indexes modules (parameter names without .weight) and
+// aliases by name, and every other parameter by its full name (raw). As in
+// ComfyUI's key map, a module path addresses a parameter only through its
+// ".weight": "X.query_norm" is not a name for "X.query_norm.scale" (the
+// foreign aliases of such parameters, e.g. diffusers' attn.norm_q, are).
 func buildIndex(params []Param, aliases []Alias) *nameIndex {
-	ix := &nameIndex{dotted: map[string]*entry{}, flat: map[string]*entry{}}
+	ix := &nameIndex{dotted: map[string]*entry{}, flat: map[string]*entry{}, raw: map[string]*entry{}}
 	byModule := map[string]*entry{}
 	var order []string
 	for _, p := range params {
@@ -110,9 +117,14 @@ func buildIndex(params []Param, aliases []Alias) *nameIndex {
 		if e.param == "" || rank < paramRank(e.param) {
 			e.param, e.shape = p.Name, p.Shape
 		}
+		if suffix != "weight" {
+			ix.raw[p.Name] = &entry{module: mod, param: p.Name, shape: p.Shape}
+		}
 	}
 	for _, m := range order {
-		ix.put(m, byModule[m])
+		if e := byModule[m]; strings.HasSuffix(e.param, ".weight") {
+			ix.put(m, e)
+		}
 	}
 	for _, a := range aliases {
 		base := byModule[a.Target]
@@ -257,6 +269,11 @@ func (a *Arch) Resolve(prefix string) (Target, bool) {
 		}
 		if t, ok := mk(ix.dm.dotted[rest], a.Part, DiffusionModel, dp.convention); ok {
 			return t, true
+		}
+		if dp.convention == "comfy" || dp.convention == "bare" {
+			if t, ok := mk(ix.dm.raw[rest], a.Part, DiffusionModel, dp.convention); ok {
+				return t, true
+			}
 		}
 		// legacy diffusers attention processors: "...attn1.processor.to_q",
 		// "...processor.to_out" for "...to_out.0"

@@ -186,6 +186,8 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		}
 		if len(mAlgos) == 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s has only %s, no adapter weights", m.Prefix, roles(m)))
+		} else if w := doraOnlyWarning(m); w != "" {
+			r.Warnings = append(r.Warnings, w)
 		}
 	}
 	if len(an.Embeddings) > 0 {
