@@ -240,6 +240,11 @@ func (a *Arch) Resolve(prefix string) (Target, bool) {
 				}
 			}
 		}
+		if !eix.lax {
+			if t, ok := comfyCLIPPrefixes(a, &a.Encoders[i], eix, prefix); ok {
+				return t, true
+			}
+		}
 		for _, dp := range ix.encDotted[i] {
 			if rest, ok := strings.CutPrefix(prefix, dp); ok {
 				conv := "comfy"

@@ -345,6 +345,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 				skip("the file is a text encoder; it has no diffusion model")
 				return
 			}
+			if why := notStoredProjection(t); why != "" {
+				skip(why)
+				return
+			}
 			fail(reason)
 			return
 		}

@@ -30,3 +30,15 @@ func variantMismatch(path string, own lora.Fit, a *arch.Arch, info arch.Checkpoi
 	return fmt.Errorf("%s: this LoRA is for %s %s; the checkpoint is %s %s (%d of %d modules fit its shapes)",
 		path, a.ID, strings.Join(own.Variants, " / "), a.ID, info.Variant, own.VariantFit[ci], best)
 }
+
+// notStoredProjection explains a text-encoder text_projection module whose
+// weight the checkpoint does not store (SDXL's CLIP-L, as OneTrainer's
+// lora_te1_text_projection addresses): ComfyUI patches the projection of
+// its in-memory encoder, which only the pooled output uses, and drops it
+// when it saves a checkpoint, so a merged file has nothing to patch.
+func notStoredProjection(t arch.Target) string {
+	if t.Component == arch.DiffusionModel || t.Module != "text_projection" {
+		return ""
+	}
+	return "the checkpoint stores no " + t.Component + " text_projection (ComfyUI applies it in memory and drops it on save)"
+}
