@@ -225,6 +225,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	if len(an.Other) > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d tensors follow no known LoRA naming convention", len(an.Other)))
 	}
+	r.Warnings = append(r.Warnings, unknownKeyHints(fit, an)...)
 	if an.Conventions["nonstandard"] > 0 {
 		r.Warnings = append(r.Warnings, "nonstandard names (a kohya prefix over dotted diffusers names, suffix joined with \"_\"): no standard loader reads this file; `loratool convert` can rewrite it")
 	}

@@ -29,3 +29,41 @@ func setVariant(r *Report, names []string) {
 		r.Variants = append([]string(nil), names...)
 	}
 }
+
+// unknownKeyHints names, for modules no convention resolves, the module
+// they were probably meant for when a repair of the name (trailing "_",
+// dots left in a kohya name, a PEFT wrapper) makes it unambiguous. The
+// keys stay unknown: no loader, ComfyUI included, reads them as written.
+func unknownKeyHints(fit lora.Fit, an *lora.Analysis) []string {
+	if fit.Arch == nil {
+		return nil
+	}
+	var out []string
+	hint := func(name string, prefix string, n int) {
+		t, ok := lora.IntendedModule(fit.Arch, prefix)
+		if !ok {
+			return
+		}
+		out = append(out, fmt.Sprintf("%s (%d tensors) follows no loader's naming; it was probably meant for %s", name, n, lora.Describe(t)))
+	}
+	for _, m := range fit.Unresolved {
+		hint(m.Prefix, m.Prefix, len(m.Tensors))
+	}
+	others := map[string]int{}
+	var order []string
+	for _, t := range an.Other {
+		if p, ok := lora.UnknownKeyPrefix(t.Key); ok {
+			if others[p] == 0 {
+				order = append(order, p)
+			}
+			others[p]++
+		}
+	}
+	for _, p := range order {
+		hint(p, p, others[p])
+	}
+	if len(out) > 10 {
+		out = append(out[:10], fmt.Sprintf("... and %d more unknown names with a probable module", len(out)-10))
+	}
+	return out
+}

@@ -235,8 +235,9 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 	// map onto the checkpoint's architecture
 	fit := an.FitArch(nil, p.Arch)
 	for _, m := range fit.Unresolved {
+		reason := "no module of " + p.Arch.ID + " has this name" + probablyMeant(p.Arch, m.Prefix)
 		for _, t := range sortedTensors(m) {
-			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: "no module of " + p.Arch.ID + " has this name"})
+			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: reason})
 		}
 	}
 	for _, t := range an.Other {

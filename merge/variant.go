@@ -42,3 +42,13 @@ func notStoredProjection(t arch.Target) string {
 	}
 	return "the checkpoint stores no " + t.Component + " text_projection (ComfyUI applies it in memory and drops it on save)"
 }
+
+// probablyMeant adds, to the reason a module is not matched, the module a
+// non-standard name was probably meant for (lora.IntendedModule).
+func probablyMeant(a *arch.Arch, prefix string) string {
+	t, ok := lora.IntendedModule(a, prefix)
+	if !ok {
+		return ""
+	}
+	return " (probably meant " + lora.Describe(t) + "; ComfyUI does not load this name either)"
+}
