@@ -104,4 +104,3 @@ func Describe(t arch.Target) string {
 	}
 	return s
 }
-
