@@ -247,14 +247,18 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	}
 	var misfit []*lora.Module
 	for _, m := range an.Modules {
-		if m.Target != nil && m.Target.Arch != nil && shapeMismatch(m) {
+		if m.Target != nil && m.Target.Arch != nil && shapeMisfit(fit, m) {
 			misfit = append(misfit, m)
 		}
 	}
 	if len(misfit) > 0 {
 		m := misfit[0]
 		rows, cols, _ := m.DeltaShape()
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules have shapes that do not fit the full-size %s model (e.g. %s: %d×%d for %s %v): a reduced-size, pruned or other-variant model", len(misfit), len(an.Modules), m.Target.Arch.ID, m.Prefix, rows, cols, m.Target.Param, m.Target.Shape))
+		if len(fit.Variants) > 0 {
+			r.Warnings = append(r.Warnings, variantMisfitWarning(fit, misfit, len(an.Modules)))
+		} else {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules have shapes that do not fit the full-size %s model (e.g. %s: %d×%d for %s %v): a reduced-size, pruned or other-variant model", len(misfit), len(an.Modules), m.Target.Arch.ID, m.Prefix, rows, cols, m.Target.Param, m.Target.Shape))
+		}
 	}
 	return fit
 }

@@ -67,3 +67,21 @@ func unknownKeyHints(fit lora.Fit, an *lora.Analysis) []string {
 	}
 	return out
 }
+
+// shapeMisfit: the module's shapes contradict the variant the file fits
+// best (the full-size table when the architecture declares no variants).
+func shapeMisfit(fit lora.Fit, m *lora.Module) bool {
+	if len(fit.Variants) > 0 {
+		fits, known := fit.ModuleFits(m)
+		return known && !fits
+	}
+	return shapeMismatch(m)
+}
+
+// variantMisfitWarning: some modules do not fit the variant the others fit.
+func variantMisfitWarning(fit lora.Fit, misfit []*lora.Module, total int) string {
+	m := misfit[0]
+	rows, cols, _ := m.DeltaShape()
+	return fmt.Sprintf("%d of %d modules have shapes that do not fit %s %s (e.g. %s: %d×%d, or a module that variant lacks)",
+		len(misfit), total, fit.Arch.ID, fit.Variants[0], m.Prefix, rows, cols)
+}

@@ -407,3 +407,18 @@ func preferDeclared(cs []arch.Candidate, meta map[string]string) {
 		}
 	}
 }
+
+// ModuleFits reports whether a resolved module's shapes fit the chosen
+// architecture's best variant (its full-size table when it declares no
+// variants, or no variant fits); known is false when the shapes don't say.
+func (f Fit) ModuleFits(m *Module) (fits, known bool) {
+	if m.Target == nil {
+		return false, false
+	}
+	if f.Arch != nil && len(f.Variants) > 0 {
+		if vi, ok := f.Arch.VariantIndex(f.Variants[0]); ok {
+			return variantFits(f.Arch, vi, m, *m.Target)
+		}
+	}
+	return shapeFits(m, *m.Target)
+}
