@@ -155,7 +155,8 @@ func flux2Detect(v View) (bool, string) {
 
 // flux2Source is where the FLUX.2 widths were checked.
 const flux2Source = "diffusers src/diffusers/models/transformers/transformer_flux2.py @0047da10 (Flux2Transformer2DModel: 128-wide heads, mlp_ratio 3 SwiGLU, shared modulations); " +
-	"widths per model from each model's txt_in input (3 stacked text-encoder layers)"
+	"per-model configs (dev 48 heads 8+48 blocks joint 15360 guidance; klein 4B 24 heads 5+20 joint 7680; klein 9B 32 heads 8+24 joint 12288; klein without guidance) " +
+	"as VincentGourbin/flux-2-swift-mlx Sources/Flux2Core/Configuration/Flux2Config.swift @15dbdd52 mirrors them"
 
 func init() {
 	registerVariants("flux2",
