@@ -1,6 +1,8 @@
 package arch
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -132,6 +134,34 @@ func TestVariantWidths(t *testing.T) {
 		has := ParamsView(w.Variants()[i].Params()).Has("blocks.0.cross_attn.k_img.weight")
 		if has != (name == "Wan 2.1 I2V 14B") {
 			t.Errorf("%s: k_img %v", name, has)
+		}
+	}
+}
+
+// docs/formats.md lists every declared variant with its width.
+func TestFormatsDocListsVariants(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "formats.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) > 4 {
+			rows[strings.Trim(strings.TrimSpace(cells[1]), "`")+"/"+strings.TrimSpace(cells[2])] = strings.TrimSpace(cells[3])
+		}
+	}
+	for _, id := range sortedVariantIDs() {
+		a, _ := ByID(id)
+		for _, v := range a.Variants() {
+			w, ok := rows[id+"/"+v.Name]
+			if !ok {
+				t.Errorf("docs/formats.md has no row for %s %s", id, v.Name)
+				continue
+			}
+			if w != itoa(v.Width) {
+				t.Errorf("docs/formats.md: %s %s width %s, registry %d", id, v.Name, w, v.Width)
+			}
 		}
 	}
 }
