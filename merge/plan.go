@@ -457,7 +457,11 @@ func sliceNote(sl *arch.Slice) string {
 // Describe writes the mapping report of --dry-run.
 func (p *Plan) Describe() []string {
 	var out []string
-	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, p.Arch.Name, p.Info.Layout))
+	name := p.Arch.Name
+	if p.Info.Variant != "" && p.Info.Arch == p.Arch {
+		name = p.Info.Variant
+	}
+	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, name, p.Info.Layout))
 	for i, in := range p.Inputs {
 		n := 0
 		for _, pt := range p.Patches {
