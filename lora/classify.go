@@ -229,18 +229,25 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 }
 
 // setVariants records the variants of the chosen architecture that fit
-// best (several when their tables cannot be told apart by the file).
+// best (several when their tables cannot be told apart by the file; none
+// when every variant fits alike).
 func (f *Fit) setVariants(c arch.Candidate) {
 	if c.Variant < 0 || c.ShapeFit == 0 {
 		return
 	}
 	vs := c.Arch.Variants()
+	var names []string
 	for vi := range vs {
 		if c.VariantFit[vi] == c.ShapeFit && c.VariantKnown[vi] == c.ShapeKnown {
-			f.Variants = append(f.Variants, vs[vi].Name)
+			names = append(names, vs[vi].Name)
 		}
 	}
 	f.VariantFit = c.VariantFit
+	if len(names) == len(vs) && len(vs) > 1 {
+		// every variant fits alike: the file says nothing about the size
+		return
+	}
+	f.Variants = names
 }
 
 // triedWidths names, for the leading candidates that resolved names, the
