@@ -116,7 +116,7 @@ func TestVariantShapesBeatNames(t *testing.T) {
 	// LyCORIS LoHa over SD3.5 Medium's diffusers names, attn2 included
 	var loha []TensorRef
 	for i := 0; i < 13; i++ {
-		for _, m := range []string{"attn.to_q", "attn.to_k", "attn.to_out.0", "attn2.to_q", "attn2.to_out.0", "ff.net.2"} {
+		for _, m := range []string{"attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0", "ff.net.2"} {
 			in := int64(1536)
 			if m == "ff.net.2" {
 				in = 4 * 1536
