@@ -254,7 +254,7 @@ func init() {
 		Variant{Name: "HunyuanVideo 1.0 I2V", Width: 3072, Depth: "20 double + 40 single blocks", Only: "img_in input 33 channels", Source: hunyuanSource,
 			Params: func() []Param { return hunyuanTable(v10i2v) }},
 		Variant{Name: "HunyuanVideo 1.5", Width: 2048, Depth: "54 double blocks", Only: "cond_type_embedding (also byt5_in, vision_in, not in the table); no single blocks, no vector_in/guidance_in", Source: hunyuanSource,
-			Params: func() []Param { return hunyuanTable(v15) }},
+			Params: func() []Param { return hunyuanTable(v15) }, Adds: true},
 	)
 	Register(&Arch{
 		ID:                "hunyuan-video",

@@ -182,7 +182,7 @@ func init() {
 		Variant{Name: "SD3 Medium", Width: 1536, Depth: "24 joint blocks", Source: sd3Source,
 			Params: func() []Param { return sd3Table(sd3Medium) }},
 		Variant{Name: "SD3.5 Medium", Width: 1536, Depth: "24 joint blocks", Only: "x_block.attn2 (qkv, ln_q, ln_k, proj) and 9-way adaLN in blocks 0-12; attn.ln_q/ln_k; pos_embed 384²",
-			Source: sd3Source, Params: func() []Param { return sd3Table(sd35Medium) }},
+			Source: sd3Source, Params: func() []Param { return sd3Table(sd35Medium) }, Adds: true},
 		Variant{Name: "SD3.5 Large", Width: 2432, Depth: "38 joint blocks", Only: "attn.ln_q/ln_k (qk-norm)", Source: sd3Source,
 			Params: func() []Param { return sd3Table(sd3Full) }},
 	)

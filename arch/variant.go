@@ -23,6 +23,10 @@ type Variant struct {
 	// Params generates the variant's diffusion-model parameters at their
 	// real sizes, in native naming.
 	Params func() []Param
+	// Adds is true when the table has parameters the architecture's Full
+	// table lacks (SD3.5 Medium's attn2): only those tables are generated
+	// when the name index is built (a test checks the flag).
+	Adds bool
 }
 
 var (
@@ -86,7 +90,11 @@ func (a *Arch) variantShapes(i int) map[string][]int64 {
 // them.
 func (a *Arch) variantOnlyParams(full []Param) []Param {
 	vs := a.Variants()
-	if len(vs) == 0 {
+	adds := false
+	for _, v := range vs {
+		adds = adds || v.Adds
+	}
+	if !adds {
 		return nil
 	}
 	have := map[string]bool{}
@@ -95,6 +103,9 @@ func (a *Arch) variantOnlyParams(full []Param) []Param {
 	}
 	var out []Param
 	for _, v := range vs {
+		if !v.Adds {
+			continue
+		}
 		for _, p := range v.Params() {
 			if !have[p.Name] {
 				have[p.Name] = true

@@ -40,7 +40,15 @@ func TestVariantTables(t *testing.T) {
 			t.Fatalf("%s: no width key in the test", id)
 		}
 		seen := map[string]bool{}
+		full := ParamsView(a.Params(Full))
 		for i, v := range a.Variants() {
+			adds := false
+			for _, p := range v.Params() {
+				adds = adds || !full.Has(p.Name)
+			}
+			if adds != v.Adds {
+				t.Errorf("%s %s: Adds is %v, but the table has parameters Full lacks: %v", id, v.Name, v.Adds, adds)
+			}
 			if v.Name == "" || v.Source == "" || v.Depth == "" || seen[v.Name] {
 				t.Errorf("%s variant %d: name %q source %q depth %q", id, i, v.Name, v.Source, v.Depth)
 			}
