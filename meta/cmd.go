@@ -23,7 +23,7 @@ func outputFlags() []cli.Flag {
 		&cli.StringFlag{Name: "out-dir", Usage: "write edited files here, mirroring each input folder's tree"},
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
 		&cli.BoolFlag{Name: "rehash", Usage: "also recompute sshs_model_hash, sshs_legacy_hash and modelspec.hash_sha256"},
-		&cli.StringFlag{Name: "trigger", Usage: `set trigger words, e.g. --trigger "ohwx, red scarf" (see loratool meta --help)`},
+		&cli.StringFlag{Name: "trigger", Usage: `set trigger words, e.g. --trigger "ohwx, red scarf" (see loratool meta set --help)`},
 		&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files processed in parallel (default: number of cores)"},
 		&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
 	}
