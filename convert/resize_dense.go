@@ -155,6 +155,41 @@ func resizeDenseModule(src source, refs map[string]srcTensor, m *lora.Module, op
 		if oc.total > 0 {
 			oc.Retained = math.Min(1, math.Sqrt(oc.head/oc.total))
 		}
+	} else if fu, fd, ok, err := adapter.LoHaFactors(am); err != nil {
+		return oc, nil, err
+	} else if ok && int64(fu.Shape[0]) == rows && int64(fd.Shape[1]) == cols {
+		// exactly a LoRA of rank r1·r2: exact SVD from the factors (QRs and
+		// a small SVD), no dense delta
+		sc, err := adapter.Scale(am)
+		if err != nil {
+			return oc, nil, err
+		}
+		f := svd.Factored{Up: svd.Dense{Rows: fu.Shape[0], Cols: fu.Shape[1], Data: fu.Data}, Down: svd.Dense{Rows: fd.Shape[0], Cols: fd.Shape[1], Data: fd.Data}}
+		spec, err := svd.Spectrum(f)
+		if err != nil {
+			return oc, nil, err
+		}
+		for i := range spec {
+			spec[i] *= math.Abs(float64(sc))
+			oc.total += spec[i] * spec[i]
+		}
+		k = max(min(rule.Rank(spec, opt.MaxRank), len(spec)), 1)
+		for _, v := range spec[:k] {
+			oc.head += v * v
+		}
+		oc.Retained = svd.Retained(spec, k)
+		dec, err := svd.FromFactors(f, k)
+		if err != nil {
+			return oc, nil, err
+		}
+		k = dec.Rank()
+		up = svd.Dense{Rows: int(rows), Cols: k, Data: make([]float32, int(rows)*k)}
+		for i := 0; i < int(rows); i++ {
+			for j := 0; j < k; j++ {
+				up.Data[i*k+j] = float32(float64(dec.U.Data[i*dec.U.Cols+j]) * float64(dec.S[j]) * float64(sc))
+			}
+		}
+		down = svd.Dense{Rows: k, Cols: int(cols), Data: dec.Vt.Data[:k*int(cols)]}
 	} else {
 		dl, err := adapter.Delta(am, shape)
 		if err != nil {

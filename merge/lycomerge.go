@@ -134,10 +134,23 @@ func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribut
 			shape = d.Shape
 		}
 		am.Algo = algo
+		lohaUp, lohaDown, isLoHa, err := adapter.LoHaFactors(am)
+		if err != nil {
+			return c, t, err
+		}
 		if k, ok, err := lokrFactored(am, s, rows, cols); err != nil {
 			return c, t, err
 		} else if ok && t.Slice == nil && !t.SwapScaleShift {
 			c.kron = k
+		} else if isLoHa && int64(lohaUp.Shape[0]) == rows && int64(lohaDown.Shape[1]) == cols {
+			// exactly a LoRA of rank r1·r2 (Khatri–Rao factors): the
+			// factored route re-factors it without a dense delta
+			sc, err := adapter.Scale(am)
+			if err != nil {
+				return c, t, err
+			}
+			c.up, c.down, c.r = lohaUp.Data, lohaDown.Data, lohaUp.Shape[1]
+			c.coef = s * float64(sc)
 		} else {
 			dl, err := adapter.Delta(am, shape)
 			if err != nil {
@@ -175,6 +188,9 @@ func denseContribution(f *safetensors.File, m *lora.Module, in Input) (contribut
 			return out
 		}
 		c.dense, c.bias = swap(c.dense, int(cols)), swap(c.bias, 1)
+		if c.r > 0 {
+			c.up = swap(c.up, c.r)
+		}
 		full.SwapScaleShift = false
 	}
 	return c, full, nil

@@ -103,6 +103,8 @@ func TestMergeLyCORISRefactored(t *testing.T) {
 	}{
 		{"lokr+lora rank 3", []in{{"lokr", 0.8}, {"lora", -0.6}}, 3, ""},
 		{"lokr alone rank 2", []in{{"lokr", -0.9}}, 2, ""},
+		{"loha+lora rank 3 (factored)", []in{{"loha", 0.7}, {"lora", 1}}, 3, ""},
+		{"loha alone sv_fro (factored)", []in{{"loha", -1.1}}, 0, "sv_fro:0.9"},
 		{"lokr alone sv_fro", []in{{"lokr", 1.3}}, 0, "sv_fro:0.9"},
 		{"loha+full rank 2", []in{{"loha", 1}, {"full", 0.5}}, 2, ""},
 		{"lokr+loha+dora sv_fro", []in{{"lokr", 1}, {"loha", 0.7}, {"dora", 0.5}}, 0, "sv_fro:0.9"},
