@@ -1,0 +1,91 @@
+package merge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loratool/loratool/dtype"
+	"github.com/loratool/loratool/safetensors"
+)
+
+// captureStdout runs f with os.Stdout redirected and returns what it wrote.
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	f()
+	os.Stdout = old
+	w.Close()
+	return <-done
+}
+
+// TestAllowUnmatchedJSONListsKeys: with --allow-unmatched the merge is
+// written and the --json report still lists the tensors that matched
+// nothing.
+func TestAllowUnmatchedJSONListsKeys(t *testing.T) {
+	g := loadGolden(t)
+	dir := t.TempDir()
+	base := goldenBase(t, dir, "sd1", g.BaseSHA256["sd1"])
+	lp := filepath.Join(dir, "partly.safetensors")
+	specs := []safetensors.TensorSpec{
+		{Name: "lora_unet_" + "input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight", DType: dtype.F32, Shape: []int64{2, 10}},
+		{Name: "lora_unet_" + "input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_up.weight", DType: dtype.F32, Shape: []int64{10, 2}},
+		{Name: "lora_unet_no_such_module.lora_down.weight", DType: dtype.F32, Shape: []int64{2, 10}},
+		{Name: "lora_unet_no_such_module.lora_up.weight", DType: dtype.F32, Shape: []int64{10, 2}},
+	}
+	w, err := safetensors.Create(lp, specs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range w.Order() {
+		v := make([]float32, 20)
+		for i := range v {
+			v[i] = 0.01 * float32(i+1)
+		}
+		b := make([]byte, 80)
+		if _, err := dtype.Encode(dtype.F32, v, b); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(s.Name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.safetensors")
+	var runErr error
+	stdout := captureStdout(t, func() {
+		runErr = Command().Run(context.Background(), []string{"merge", "--base", base, "--lora", lp, "-o", out, "--allow-unmatched", "--json"})
+	})
+	if runErr != nil {
+		t.Fatalf("merge: %v", runErr)
+	}
+	var rep Report
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &rep); err != nil {
+		t.Fatalf("%v: %q", err, stdout)
+	}
+	if len(rep.Unmatched) != 2 || !strings.HasPrefix(rep.Unmatched[0].Key, "lora_unet_no_such_module.") {
+		t.Fatalf("unmatched = %+v, want the two no_such_module tensors", rep.Unmatched)
+	}
+	if rep.Patches != 1 {
+		t.Fatalf("patches = %d, want 1", rep.Patches)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
