@@ -110,7 +110,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
-	printComfyIgnored(os.Stderr, plan, cmd.Bool("comfy-exact"))
+	WriteComfyIgnored(os.Stderr, plan, cmd.Bool("comfy-exact"))
 	if cmd.Bool("dry-run") {
 		if cmd.Bool("json") {
 			rep := plan.baseReport(out)

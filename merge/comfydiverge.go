@@ -175,10 +175,10 @@ func (p *Plan) pad(t safetensors.TensorInfo, w *adapter.Tensor) *adapter.Tensor 
 	return out
 }
 
-// printComfyIgnored tells the user which LoRA tensors ComfyUI's
+// WriteComfyIgnored tells the user which LoRA tensors ComfyUI's
 // LoraLoader would not load: loratool applies them (or, with
 // --comfy-exact, skips them as ComfyUI does).
-func printComfyIgnored(w io.Writer, p *Plan, exact bool) {
+func WriteComfyIgnored(w io.Writer, p *Plan, exact bool) {
 	if len(p.ComfyIgnored) == 0 {
 		return
 	}
