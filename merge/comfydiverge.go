@@ -20,31 +20,13 @@ type comfyState struct {
 	peftDoRA bool
 }
 
-// comfyIgnoredReason says why ComfyUI's LoraLoader (ComfyUI 94c298f9,
-// comfy/lora.py model_lora_keys_unet / model_lora_keys_clip / load_lora)
-// does not load a module loratool maps, or "" when ComfyUI loads it. The
-// rules are the divergences the ComfyUI golden cases
-// (testdata/golden/comfyui) show; docs/merge.md has the table.
+// comfyIgnoredReason is lora.ComfyIgnoredReason; (IA)³ is decided by the
+// algorithm merge applies.
 func comfyIgnoredReason(a *arch.Arch, m *lora.Module, algo string) string {
 	if algo == "ia3" {
 		return "(IA)³ is not a ComfyUI adapter"
 	}
-	pre := m.Prefix
-	if strings.HasPrefix(pre, "lora_unet_unet_") {
-		return "ComfyUI's key map has no lora_unet_unet_ names"
-	}
-	if strings.HasPrefix(pre, "base_model.model.") && a.ID != "sd3" {
-		return "ComfyUI maps raw PEFT base_model.model. names only for SD3, PixArt and HunyuanDiT"
-	}
-	switch a.ID {
-	case "sd1", "sd2", "sdxl", "sdxl-refiner":
-		d := strings.TrimPrefix(pre, "unet.")
-		if (strings.HasPrefix(d, "down_blocks.") || strings.HasPrefix(d, "up_blocks.") || strings.HasPrefix(d, "mid_block.")) &&
-			strings.Contains(d, ".to_") && !strings.Contains(d, ".processor.") {
-			return "ComfyUI knows diffusers UNet attention names only in the attn-processor form (attn1.processor.to_q)"
-		}
-	}
-	return ""
+	return lora.ComfyIgnoredReason(a, m)
 }
 
 // isPEFTMagnitude reports whether the module's DoRA magnitude is PEFT's
