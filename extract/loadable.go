@@ -17,8 +17,8 @@ const unloadablePrefix = "not loadable by "
 // network loader (networks/lora.py) and merge_lora.py create LoRA modules
 // only inside Transformer2DModel / ResnetBlock2D / Downsample2D /
 // Upsample2D blocks, so conv_in, conv_out and the time / label embedding
-// linears are dropped ("no module found for LoRA weight"), and diffusers'
-// kohya converter maps both time_embedding linears onto one name.
+// linears are dropped ("no module found for LoRA weight"); older diffusers
+// releases also mapped both time_embedding linears onto one name.
 // ComfyUI-native (comfy) and diffusers/PEFT names load every module.
 func unloadable(a *arch.Arch, format string, t arch.Target) string {
 	if format != "kohya" || t.Component != arch.DiffusionModel {
@@ -36,7 +36,7 @@ func unloadable(a *arch.Arch, format string, t arch.Target) string {
 	case m == "out.2":
 		return unloadablePrefix + "kohya's network loader / merge_lora.py (conv_out; --all-modules extracts it)"
 	case strings.HasPrefix(m, "time_embed."), strings.HasPrefix(m, "label_emb."):
-		return unloadablePrefix + "kohya's network loader / merge_lora.py, and diffusers' converter merges the two time-embedding linears into one name (--all-modules extracts it)"
+		return unloadablePrefix + "kohya's network loader / merge_lora.py (time / label embedding; older diffusers releases also map both time-embedding linears onto one name; --all-modules extracts it)"
 	}
 	return ""
 }
