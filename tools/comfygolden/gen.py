@@ -374,6 +374,38 @@ def cases(base):
     out.append(("sd1_lycoris_algos", "sd1", d, 1.0, 1.0, False))
     out.append(("sd1_lycoris_algos_s06", "sd1", d, 0.6, 1.3, False))
 
+    # DoRA on LyCORIS algorithms, OFT with a constraint and DoRA
+    g = Gen(12)
+    d = {}
+    p = "lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_k"  # LoHa + DoRA
+    o, i = n("input_blocks.1.1.transformer_blocks.0.attn1.to_k")
+    d[p + ".hada_w1_a"], d[p + ".hada_w1_b"] = g.r(o, 2), g.r(2, i)
+    d[p + ".hada_w2_a"], d[p + ".hada_w2_b"] = g.r(o, 2), g.r(2, i)
+    d[p + ".alpha"] = torch.tensor(1.0)
+    d[p + ".dora_scale"] = g.pos(o, 1)
+    p = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"  # LoKr + DoRA (input axis)
+    o, i = n("input_blocks.4.1.transformer_blocks.0.attn1.to_q")
+    d[p + ".lokr_w1"] = g.r(4, 4)
+    d[p + ".lokr_w2_a"], d[p + ".lokr_w2_b"] = g.r(o // 4, 2), g.r(2, i // 4)
+    d[p + ".alpha"] = torch.tensor(2.0)
+    d[p + ".dora_scale"] = g.pos(1, i)
+    p = "lora_unet_input_blocks_2_1_transformer_blocks_0_attn1_to_q"  # GLoRA + DoRA
+    o, i = n("input_blocks.2.1.transformer_blocks.0.attn1.to_q")
+    d[p + ".a1.weight"], d[p + ".a2.weight"] = g.r(2, i), g.r(i, 2)
+    d[p + ".b1.weight"], d[p + ".b2.weight"] = g.r(2, i), g.r(o, 2)
+    d[p + ".alpha"] = torch.tensor(2.0)
+    d[p + ".dora_scale"] = g.pos(o, 1)
+    p = "lora_unet_input_blocks_2_1_transformer_blocks_0_attn1_to_k"  # OFT, constraint alpha, rescale
+    o, i = n("input_blocks.2.1.transformer_blocks.0.attn1.to_k")
+    d[p + ".oft_blocks"] = g.r(2, o // 2, o // 2, scale=0.5)
+    d[p + ".alpha"] = torch.tensor(0.05)
+    d[p + ".rescale"] = g.pos(o, 1)
+    p = "lora_unet_input_blocks_2_1_transformer_blocks_0_attn1_to_v"  # OFT + DoRA
+    d[p + ".oft_blocks"] = g.r(5, 2, 2)
+    d[p + ".alpha"] = torch.tensor(0.0)
+    d[p + ".dora_scale"] = g.pos(o, 1)
+    out.append(("sd1_dora_oft", "sd1", d, 0.75, 1.0, False))
+
     # LoKr with a Tucker core lokr_t2 (conv), and two names for one weight
     g = Gen(9)
     d = {}
@@ -430,6 +462,8 @@ def cases(base):
     lora(g, d, "lora_te1_text_model_encoder_layers_0_self_attn_out_proj", 16, 16, 2, alpha=2)
     lora(g, d, "lora_unet_input_blocks_4_1_transformer_blocks_1_attn2_to_k", 20, 64, 4, alpha=4)
     lora(g, d, "lora_unet_output_blocks_0_1_transformer_blocks_9_ff_net_2", *shp("sdxl", "model.diffusion_model.output_blocks.0.1.transformer_blocks.9.ff.net.2.weight"), 2, alpha=1)
+    lora(g, d, "lora_te2_text_projection", 16, 16, 2, alpha=1)  # open_clip stores it transposed
+    lora(g, d, "lora_unet_input_blocks_4_0_in_layers_2", *shp("sdxl", "model.diffusion_model.input_blocks.4.0.in_layers.2.weight")[:2], 2, alpha=1, kernel=(3, 3))
     out.append(("sdxl_kohya_te2_thirds", "sdxl", d, 1.0, 0.75, False))
 
     # Flux: diffusers q/k/v + proj_mlp slices, kohya/comfy fused names, linear1_qkv, norm_out swap
