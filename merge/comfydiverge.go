@@ -80,8 +80,12 @@ func isBFLControl(lf *safetensors.File) bool {
 // noteReshape records, for a BFL control LoRA, the widened img_in shape
 // ([out, in] of its LoRA) that ComfyUI zero-pads the base's img_in to
 // (reshape_weight in comfy/lora_convert.py), whatever the strength.
-func (p *Plan) noteReshape(lf *safetensors.File) {
+func (p *Plan) noteReshape(lf *safetensors.File, in Input) {
 	if !isBFLControl(lf) {
+		return
+	}
+	// LoraLoader does nothing when both strengths are 0
+	if in.StrengthModel == 0 && in.StrengthClip == 0 {
 		return
 	}
 	a, _ := lf.Lookup("img_in.lora_A.weight")

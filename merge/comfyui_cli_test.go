@@ -89,3 +89,36 @@ func TestAllowUnmatchedJSONListsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBFLControlPadding: a BFL control LoRA widens img_in (as ComfyUI's
+// reshape_weight does) even at model strength 0, and not when both
+// strengths are 0 (LoraLoader then does nothing).
+func TestBFLControlPadding(t *testing.T) {
+	g := loadGolden(t)
+	dir := t.TempDir()
+	base := goldenBase(t, dir, "flux1", g.BaseSHA256["flux1"])
+	lp := filepath.Join(goldenDir, "flux1_bfl_control.lora.safetensors")
+	for _, tc := range []struct {
+		sm, sc    float64
+		modelOnly bool
+		cols      int64
+	}{{1, 1, true, 128}, {0, 1, false, 128}, {0, 1, true, 64}, {0, 0, false, 64}} {
+		plan, err := NewPlan(base, []Input{{Path: lp, StrengthModel: tc.sm, StrengthClip: tc.sc}}, PlanOptions{ModelOnly: tc.modelOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "o.safetensors")
+		if _, err := plan.Execute(context.Background(), out, Options{AllowUnmatched: true}); err != nil {
+			t.Fatal(err)
+		}
+		plan.Close()
+		h, err := safetensors.ReadHeader(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ti, _ := h.Lookup("img_in.weight")
+		if len(ti.Shape) != 2 || ti.Shape[1] != tc.cols {
+			t.Errorf("strengths %g/%g model-only %v: img_in.weight %v, want [.., %d]", tc.sm, tc.sc, tc.modelOnly, ti.Shape, tc.cols)
+		}
+	}
+}

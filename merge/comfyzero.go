@@ -2,6 +2,15 @@ package merge
 
 import "github.com/loratool/loratool/arch"
 
+// loaderInput is the input as ComfyUI's loader node sees it:
+// LoraLoaderModelOnly (--model-only) has no clip strength.
+func loaderInput(in Input, opt PlanOptions) Input {
+	if opt.ModelOnly {
+		in.StrengthClip = 0
+	}
+	return in
+}
+
 // zeroStrengthSkip says why a module is skipped at strength 0, or "" when
 // it is applied. ComfyUI's LoraLoader does nothing only when both
 // strengths are 0; otherwise every patch is registered, and at strength 0

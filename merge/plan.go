@@ -277,7 +277,7 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		p.Skipped = append(p.Skipped, Issue{Input: i, Key: e.Key, Reason: "textual-inversion embedding (not merged into weights)"})
 	}
 	before, unmatchedBefore := len(p.Patches), len(p.Unmatched)
-	p.noteReshape(lf)
+	p.noteReshape(lf, loaderInput(in, opt))
 	for _, m := range an.Modules {
 		if m.Target == nil {
 			continue
@@ -354,7 +354,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 		fail(err.Error())
 		return
 	}
-	if reason := zeroStrengthSkip(t, algo, in); reason != "" {
+	if reason := zeroStrengthSkip(t, algo, loaderInput(in, opt)); reason != "" {
 		skip(reason)
 		return
 	}
