@@ -185,9 +185,9 @@ text_encoder., lora_A/lora_B, alpha folded into the factors the way
 diffusers does) or raw PEFT (base_model.model., plus an adapter config
 written beside the output; a LoRA with text-encoder modules becomes one
 adapter per model in the folder -o names: unet/ or transformer/,
-text_encoder/, text_encoder_2/, as PEFT's save_pretrained lays them out). Separate q/k/v LoRAs are stacked exactly into
-one LoRA on a fused weight (Flux qkv, linear1; SD3 qkv) and split back
-exactly. LyCORIS algorithms keep their algorithm in kohya/comfy; where the
+text_encoder/, text_encoder_2/, as PEFT's save_pretrained lays them out).
+Separate q/k/v LoRAs are stacked exactly into one LoRA on a fused weight
+(Flux qkv, linear1; SD3 qkv) and split back exactly. LyCORIS algorithms keep their algorithm in kohya/comfy; where the
 format cannot express one, convert stops and lists the modules, or with
 --approximate converts them via their delta and a truncated SVD and reports
 the error. A key that cannot be converted is an error; nothing is written.
