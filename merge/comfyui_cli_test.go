@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,6 +120,75 @@ func TestBFLControlPadding(t *testing.T) {
 		ti, _ := h.Lookup("img_in.weight")
 		if len(ti.Shape) != 2 || ti.Shape[1] != tc.cols {
 			t.Errorf("strengths %g/%g model-only %v: img_in.weight %v, want [.., %d]", tc.sm, tc.sc, tc.modelOnly, ti.Shape, tc.cols)
+		}
+	}
+}
+
+// TestPEFTDoRAExact: --peft-dora applies PEFT's DoRA, re-derived here in
+// float64: W' = m ⊙ (W + B·A) / ‖W + B·A‖ (row norms; scale 1 without a
+// PEFT config); by default the magnitude is ignored (plain W + B·A).
+func TestPEFTDoRAExact(t *testing.T) {
+	g := loadGolden(t)
+	dir := t.TempDir()
+	base := goldenBase(t, dir, "flux1", g.BaseSHA256["flux1"])
+	lp := filepath.Join(goldenDir, "flux1_peft_dora_raw.lora.safetensors")
+	lf, err := safetensors.Open(lp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	const mod = "transformer.transformer_blocks.1.attn.to_out.0"
+	const key = "double_blocks.1.img_attn.proj.weight"
+	B, bs := f64(t, lf, mod+".lora_B.weight")
+	A, _ := f64(t, lf, mod+".lora_A.weight")
+	m, _ := f64(t, lf, mod+".lora_magnitude_vector")
+	bf, err := safetensors.Open(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Close()
+	W, ws := f64(t, bf, key)
+	rows, cols, r := int(ws[0]), int(ws[1]), int(bs[1])
+	plain := make([]float64, len(W))
+	dora := make([]float64, len(W))
+	for i := 0; i < rows; i++ {
+		norm := 0.0
+		for j := 0; j < cols; j++ {
+			v := W[i*cols+j]
+			for k := 0; k < r; k++ {
+				v += B[i*r+k] * A[k*cols+j]
+			}
+			plain[i*cols+j] = v
+			norm += v * v
+		}
+		norm = math.Sqrt(norm)
+		for j := 0; j < cols; j++ {
+			dora[i*cols+j] = m[i] * plain[i*cols+j] / norm
+		}
+	}
+	for _, tc := range []struct {
+		peft bool
+		want []float64
+	}{{false, plain}, {true, dora}} {
+		plan, err := NewPlan(base, []Input{{Path: lp, StrengthModel: 1, StrengthClip: 1}}, PlanOptions{ModelOnly: true, PEFTDoRA: tc.peft})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(t.TempDir(), "o.safetensors")
+		if _, err := plan.Execute(context.Background(), out, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		plan.Close()
+		of, err := safetensors.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := f64(t, of, key)
+		of.Close()
+		for i := range got {
+			if math.Abs(got[i]-tc.want[i]) > 1e-5*math.Max(1, math.Abs(tc.want[i])) {
+				t.Fatalf("peft-dora=%v: %s[%d] = %g, want %g", tc.peft, key, i, got[i], tc.want[i])
+			}
 		}
 	}
 }

@@ -91,6 +91,7 @@ type goldenRun struct {
 	targets map[string]bool // tensors patched by those keys
 	values  map[string]bool // expected tensors whose values match ComfyUI's
 	bad     []string        // value mismatches
+	worst   float64         // largest relative difference of a matching tensor
 	err     error
 }
 
@@ -161,6 +162,7 @@ func runGolden(t *testing.T, c goldenCase, base string, opt PlanOptions) goldenR
 			r.bad = append(r.bad, fmt.Sprintf("%s: value %d is %g, ComfyUI %g (rel. diff %.2g)", ot.Name, i, got[i], want[i], d))
 		} else {
 			r.values[ot.Name] = true
+			r.worst = math.Max(r.worst, d)
 		}
 	}
 	return r
@@ -329,6 +331,9 @@ func TestComfyUIGolden(t *testing.T) {
 					if r.values[k] {
 						t.Errorf("%s: %s matches ComfyUI, which has a bug there (%s): update comfyBugs", mode, k, bugs[k])
 					}
+				}
+				if mode == "comfy-exact" {
+					t.Logf("%d tensors match ComfyUI, largest relative difference %.2g", len(r.values), r.worst)
 				}
 				if mode == "comfy-exact" && len(r.comfy) > 0 && len(r.targets) > 0 {
 					t.Errorf("comfy-exact still patches what ComfyUI ignores: %v", keys(r.targets))
