@@ -180,7 +180,7 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		res.Notes = append(res.Notes, "embedding "+e.Key+" copied unchanged")
 	}
 	if opt.To == "peft" && needsPEFTSplit(pieces) {
-		return writePEFTModels(a, pieces, ts[len(ts)-len(an.Embeddings):], out, meta, res.From, opt, res)
+		return writePEFTModels(a, pieces, embeddingTensors(ts, an), out, meta, res.From, opt, res)
 	}
 	updateMeta(meta, pieces, res.From, opt)
 	if opt.To == "diffusers" || opt.To == "peft" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/lora"
 )
 
 // peftModel is the sub-folder of a multi-model PEFT output a piece belongs
@@ -27,6 +28,22 @@ func peftModel(a *arch.Arch, p *piece) (folder, mixed string) {
 		return "", ""
 	}
 	return strings.TrimSuffix(e.Diffusers[0], "."), e.Diffusers[0]
+}
+
+// embeddingTensors returns the output tensors that are the LoRA's
+// textual-inversion embeddings (copied unchanged).
+func embeddingTensors(ts []outTensor, an *lora.Analysis) []outTensor {
+	emb := map[string]bool{}
+	for _, e := range an.Embeddings {
+		emb[e.Key] = true
+	}
+	var out []outTensor
+	for _, t := range ts {
+		if emb[t.name] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // peftDir is the folder a multi-model PEFT output goes to: -o without a
