@@ -55,3 +55,32 @@ func TestComfyIgnoresMatchGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestComfyIgnoresCorpus: on real files, every tensor of the formats
+// ComfyUI's key map lacks is named, and none of the formats it loads.
+func TestComfyIgnoresCorpus(t *testing.T) {
+	dir := filepath.Join("..", "..", "shared", "corpus", "files")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skip("corpus absent")
+	}
+	for name, all := range map[string]bool{
+		"cloneofsimo-sd15-r4_analog_svd_rank4.safetensors":             true,
+		"diffusers-loradot-sd15-r4_timohavdk.safetensors":              true,
+		"nonstandard-lora_unet_unet-sd15-r4_timohavdk_new.safetensors": true,
+		"diffusers-attnproc-sd15-r4_pokemon-diffusers.safetensors":     false,
+		"diffusers-flux-partial-r16_leighwoods.safetensors":            false,
+		"lycoris-lokr-sd15-r4_smart_falcon_4_lokr.safetensors":         false,
+	} {
+		r := File(filepath.Join(dir, name), Options{})
+		if r.Error != "" {
+			t.Fatalf("%s: %s", name, r.Error)
+		}
+		want := 0
+		if all {
+			want = r.Tensors
+		}
+		if len(r.ComfyIgnores) != want {
+			t.Errorf("%s: %d of %d tensors named as ignored by ComfyUI, want %d", name, len(r.ComfyIgnores), r.Tensors, want)
+		}
+	}
+}

@@ -21,6 +21,9 @@ func ComfyIgnoredReason(a *arch.Arch, m *Module) string {
 		}
 	}
 	pre := m.Prefix
+	if cloneofsimoPrefix.MatchString(pre) {
+		return "ComfyUI has no cloneofsimo numbered names (unet:N, text_encoder:N)"
+	}
 	if strings.HasPrefix(pre, "lora_unet_unet_") {
 		return "ComfyUI's key map has no lora_unet_unet_ names"
 	}
