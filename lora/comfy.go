@@ -31,6 +31,12 @@ func ComfyIgnoredReason(a *arch.Arch, m *Module) string {
 		return "ComfyUI maps raw PEFT base_model.model. names only for SD3, PixArt and HunyuanDiT"
 	}
 	switch a.ID {
+	case "flux1", "sd3":
+		// ComfyUI: lora_unet_ + native names only; diffusers paths as
+		// transformer., lora_transformer_ (OneTrainer) or lycoris_
+		if strings.HasPrefix(pre, "lora_unet_") && m.Target != nil && m.Target.Foreign {
+			return "ComfyUI knows lora_unet_ names of " + a.ID + " only for its native modules (diffusers paths: lora_transformer_, lycoris_, transformer.)"
+		}
 	case "sd1", "sd2", "sdxl", "sdxl-refiner":
 		d := strings.TrimPrefix(pre, "unet.")
 		if (strings.HasPrefix(d, "down_blocks.") || strings.HasPrefix(d, "up_blocks.") || strings.HasPrefix(d, "mid_block.")) &&

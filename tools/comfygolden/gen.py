@@ -493,6 +493,16 @@ def cases(base):
     lora(g, d, "base_model.model.single_transformer_blocks.0.proj_out", H, shp("flux1", "single_blocks.0.linear2.weight")[1], 2, up=".lora_B.weight", down=".lora_A.weight")
     out.append(("flux1_peft_dora_raw", "flux1", d, 1.0, 1.0, True))
 
+    # Flux kohya-style names of diffusers modules: OneTrainer (lora_transformer_), SimpleTuner
+    # LyCORIS (lycoris_), and lora_unet_ + diffusers path
+    g = Gen(13)
+    d = {}
+    lora(g, d, "lora_unet_transformer_blocks_0_attn_to_q", H, H, 2, alpha=1)
+    lora(g, d, "lora_transformer_transformer_blocks_0_attn_to_k", H, H, 2, alpha=1)
+    lora(g, d, "lycoris_transformer_blocks_0_attn_to_v", H, H, 2, alpha=1)
+    lora(g, d, "lora_unet_single_transformer_blocks_0_proj_out", H, shp("flux1", "single_blocks.0.linear2.weight")[1], 2, alpha=1)
+    out.append(("flux1_kohya_diffusers_names", "flux1", d, 1.0, 1.0, True))
+
     # BFL Depth/Canny control LoRA: img_in widened 64 -> 128 input channels
     g = Gen(7)
     d = {}
@@ -516,6 +526,14 @@ def cases(base):
     lora(g, d, "lora_te1_text_model_encoder_layers_0_self_attn_q_proj", 16, 16, 2, alpha=1)
     lora(g, d, "lora_te2_text_model_encoder_layers_0_self_attn_k_proj", 16, 16, 2, alpha=1)
     out.append(("sd3_diffusers", "sd3", d, 1.0, 0.6, False))
+
+    # SD3 lora_unet_ + diffusers path, lycoris_
+    g = Gen(14)
+    d = {}
+    lora(g, d, "lora_unet_transformer_blocks_0_attn_to_q", H3, H3, 2, alpha=1)
+    lora(g, d, "lycoris_transformer_blocks_1_attn_to_k", H3, H3, 2, alpha=1)
+    lora(g, d, "lora_unet_joint_blocks_2_x_block_attn_proj", H3, H3, 2, alpha=1)
+    out.append(("sd3_kohya_diffusers_names", "sd3", d, 1.0, 1.0, True))
     return out
 
 
