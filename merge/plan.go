@@ -263,11 +263,15 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		ownID = own.Arch.ID
 	}
 	p.LoRAArch = append(p.LoRAArch, ownID)
+	if err := variantMismatch(in.Path, own, p.Arch, p.Info); err != nil {
+		return err
+	}
 	// map onto the checkpoint's architecture
 	fit := an.FitArch(nil, p.Arch)
 	for _, m := range fit.Unresolved {
+		reason := "no module of " + p.Arch.ID + " has this name" + probablyMeant(p.Arch, m.Prefix)
 		for _, t := range sortedTensors(m) {
-			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: "no module of " + p.Arch.ID + " has this name"})
+			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: reason})
 		}
 	}
 	for _, t := range an.Other {
@@ -380,6 +384,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 				skip("the file is a text encoder; it has no diffusion model")
 				return
 			}
+			if why := notStoredProjection(t); why != "" {
+				skip(why)
+				return
+			}
 			fail(reason)
 			return
 		}
@@ -488,7 +496,11 @@ func sliceNote(sl *arch.Slice) string {
 // Describe writes the mapping report of --dry-run.
 func (p *Plan) Describe() []string {
 	var out []string
-	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, p.Arch.Name, p.Info.Layout))
+	name := p.Arch.Name
+	if p.Info.Variant != "" && p.Info.Arch == p.Arch {
+		name = p.Info.Variant
+	}
+	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, name, p.Info.Layout))
 	for i, in := range p.Inputs {
 		n := 0
 		for _, pt := range p.Patches {
