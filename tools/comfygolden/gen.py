@@ -429,6 +429,13 @@ def cases(base):
     d[p + ".lora_magnitude_vector"] = g.pos(16)
     out.append(("sd1_unet_unet_te_dora", "sd1", d, 1.0, 1.0, False))
 
+    # lora_te1_ on an SD1 model (ComfyUI maps it to CLIP-L)
+    g = Gen(16)
+    d = {}
+    lora(g, d, "lora_te1_text_model_encoder_layers_0_self_attn_v_proj", 16, 16, 2, alpha=1)
+    lora(g, d, "lora_unet_" + SD1_ATTN, 10, 10, 2, alpha=1)
+    out.append(("sd1_te1_prefix", "sd1", d, 1.0, 1.0, False))
+
     # strength 0: set_weight still applied (LoraLoader runs when the clip strength is not 0)
     g = Gen(3)
     d = {}
@@ -502,6 +509,17 @@ def cases(base):
     lora(g, d, "lycoris_transformer_blocks_0_attn_to_v", H, H, 2, alpha=1)
     lora(g, d, "lora_unet_single_transformer_blocks_0_proj_out", H, shp("flux1", "single_blocks.0.linear2.weight")[1], 2, alpha=1)
     out.append(("flux1_kohya_diffusers_names", "flux1", d, 1.0, 1.0, True))
+
+    # parameters that are not .weight: norm scales (diff / set_weight), bias diffs, and the
+    # module-level norm name ComfyUI does not know
+    g = Gen(15)
+    d = {}
+    qn = shp("flux1", "double_blocks.0.img_attn.norm.query_norm.scale")[0]
+    d["diffusion_model.double_blocks.0.img_attn.norm.query_norm.scale.diff"] = g.r(qn)
+    d["diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale.set_weight"] = g.pos(qn)
+    d["diffusion_model.double_blocks.1.img_attn.norm.query_norm.diff"] = g.r(qn)
+    d["diffusion_model.single_blocks.0.linear2.bias.diff"] = g.r(H)
+    out.append(("flux1_param_diffs", "flux1", d, 0.9, 1.0, True))
 
     # BFL Depth/Canny control LoRA: img_in widened 64 -> 128 input channels
     g = Gen(7)
