@@ -552,6 +552,17 @@ def cases(base):
     lora(g, d, "lycoris_transformer_blocks_1_attn_to_k", H3, H3, 2, alpha=1)
     lora(g, d, "lora_unet_joint_blocks_2_x_block_attn_proj", H3, H3, 2, alpha=1)
     out.append(("sd3_kohya_diffusers_names", "sd3", d, 1.0, 1.0, True))
+
+    # SD3 text encoders in OneTrainer names: lora_te1_ (CLIP-L), lora_te2_ (CLIP-G), lora_te3_ (T5),
+    # the generic text_encoders.<name> form, and the CLIP-G text_projection
+    g = Gen(17)
+    d = {}
+    lora(g, d, "lora_te3_encoder_block_0_layer_0_SelfAttention_q", 16, 16, 2, alpha=1)
+    lora(g, d, "lora_te3_encoder_block_0_layer_1_DenseReluDense_wi_1", 32, 16, 2, alpha=1)
+    lora(g, d, "lora_te2_text_model_encoder_layers_1_mlp_fc1", *shp("sd3", "text_encoders.clip_g.transformer.text_model.encoder.layers.1.mlp.fc1.weight"), 2, alpha=1)
+    lora(g, d, "lora_te2_text_projection", 16, 16, 2, alpha=1)
+    lora(g, d, "text_encoders.clip_l.transformer.text_model.encoder.layers.0.self_attn.k_proj", 16, 16, 2)
+    out.append(("sd3_text_encoders", "sd3", d, 1.0, 0.7, False))
     return out
 
 
