@@ -51,9 +51,12 @@ type ModuleError struct {
 
 // Result describes one converted file.
 type Result struct {
-	Input        string        `json:"input"`
-	Output       string        `json:"output,omitempty"`
-	Config       string        `json:"adapter_config,omitempty"`
+	Input  string `json:"input"`
+	Output string `json:"output,omitempty"`
+	Config string `json:"adapter_config,omitempty"`
+	// Adapters are the per-model PEFT adapter folders (--to peft of a LoRA
+	// with text-encoder modules).
+	Adapters     []string      `json:"adapters,omitempty"`
 	Kind         string        `json:"kind,omitempty"` // lora or checkpoint
 	From         string        `json:"from,omitempty"`
 	To           string        `json:"to,omitempty"`
@@ -153,6 +156,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	if err != nil {
 		return err
 	}
+	if d, ok := src.(*peftDirSource); ok {
+		cfg = d.cfg
+	}
 	mods, err := loadModules(src, an, refs, cfg)
 	if err != nil {
 		return err
@@ -172,6 +178,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		return err
 	}
 	ts = append(ts, embs...)
+	if opt.To == "peft" && needsPEFTSplit(pieces) {
+		return writePEFTModels(a, pieces, embeddingTensors(ts, an), out, meta, res.From, opt, res)
+	}
 	updateMeta(meta, pieces, res.From, opt)
 	if opt.To == "diffusers" || opt.To == "peft" {
 		delete(meta, "lora_adapter_metadata") // alphas are folded now

@@ -216,6 +216,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		r.UnknownKeys = append(r.UnknownKeys, t.Key)
 	}
 	sort.Strings(r.UnknownKeys)
+	comfyIgnored(r, an, fit)
 	if len(fit.Unresolved) > 0 {
 		where := "any known architecture"
 		if fit.Arch != nil {

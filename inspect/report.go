@@ -41,7 +41,10 @@ type Report struct {
 	Stats        *Stats             `json:"stats,omitempty"`
 	Warnings     []string           `json:"warnings"`
 	UnknownKeys  []string           `json:"unknown_keys"`
-	Error        string             `json:"error,omitempty"`
+	// ComfyIgnores are LoRA keys loratool applies but ComfyUI's LoraLoader
+	// does not load (docs/merge.md lists the cases).
+	ComfyIgnores []string `json:"comfyui_ignores,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // MinMax is a range of integers.

@@ -106,6 +106,12 @@ type Plan struct {
 	Warnings  []string
 
 	lycoris bool // LyCORIS semantics instead of ComfyUI quirks
+
+	// ComfyIgnored lists the LoRA tensors loratool applies but ComfyUI's
+	// LoraLoader does not load (see comfydiverge.go).
+	ComfyIgnored []Issue
+	// comfy holds the ComfyUI-compatibility state (comfydiverge.go).
+	comfy comfyState
 }
 
 // Close unmaps every file the plan opened.
@@ -126,6 +132,14 @@ type PlanOptions struct {
 	ModelOnly bool   // apply only the diffusion-model part
 	// LyCORISSemantics turns off ComfyUI's DoRA / OFT quirks.
 	LyCORISSemantics bool
+	// ComfyExact skips what ComfyUI's LoraLoader does not load (IA3,
+	// names its key map lacks), so the result renders like a ComfyUI
+	// workflow with the same LoRAs.
+	ComfyExact bool
+	// PEFTDoRA applies PEFT's DoRA for lora_magnitude_vector (norms of
+	// W+ΔW); by default the magnitude is ignored and the module is a plain
+	// LoRA, as in ComfyUI.
+	PEFTDoRA bool
 }
 
 // algoOf picks the adapter a module applies to its weight, following
@@ -224,6 +238,7 @@ func NewPlan(base string, inputs []Input, opt PlanOptions) (*Plan, error) {
 			return nil, err
 		}
 	}
+	p.comfyPass(opt)
 	for _, pt := range p.Patches {
 		p.ByKey[pt.Key] = append(p.ByKey[pt.Key], pt)
 	}
@@ -266,6 +281,7 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		p.Skipped = append(p.Skipped, Issue{Input: i, Key: e.Key, Reason: "textual-inversion embedding (not merged into weights)"})
 	}
 	before, unmatchedBefore := len(p.Patches), len(p.Unmatched)
+	p.noteReshape(lf, loaderInput(in, opt))
 	for _, m := range an.Modules {
 		if m.Target == nil {
 			continue
@@ -330,13 +346,6 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			skip("text encoder " + t.Component + " (model-only merge)")
 			return
 		}
-		if strength == 0 {
-			skip("text encoder " + t.Component + " (clip strength 0)")
-			return
-		}
-	} else if strength == 0 {
-		skip("diffusion model (model strength 0)")
-		return
 	}
 	block, bw := in.LBW.Of(t)
 	if bw == 0 {
@@ -347,6 +356,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 	algo, err := algoOf(m)
 	if err != nil {
 		fail(err.Error())
+		return
+	}
+	if reason := zeroStrengthSkip(t, algo, loaderInput(in, opt)); reason != "" {
+		skip(reason)
 		return
 	}
 	place := func(param string) (arch.Placement, *safetensors.TensorInfo, string) {
@@ -393,6 +406,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			fail(err.Error())
 			return
 		}
+		ti = p.reshaped(ti)
 		if msg := shapeCheck(m, algo, ti, sl, pl.Transposed); msg != "" {
 			fail(msg)
 			return
