@@ -253,21 +253,34 @@ func TestKernelsEncodeSweep(t *testing.T) {
 	}
 }
 
-// TestKernelsEncodeAllFloat32 checks every float32 bit pattern. It takes
-// about a minute, so it runs only with LORATOOL_EXHAUSTIVE=1.
+// TestKernelsEncodeAllFloat32 checks the kernels on every float32 bit
+// pattern (codes, counts and loss against the scalar codec). It takes
+// minutes, so it runs only with LORATOOL_EXHAUSTIVE=1.
 func TestKernelsEncodeAllFloat32(t *testing.T) {
 	if os.Getenv("LORATOOL_EXHAUSTIVE") == "" {
 		t.Skip("set LORATOOL_EXHAUSTIVE=1 to check all 2^32 float32 inputs")
 	}
 	const chunk = 1 << 20
 	vals := make([]float32, chunk)
+	buf := make([]byte, 2*chunk)
 	for _, c := range kernelCases() {
 		for base := uint64(0); base < 1<<32; base += chunk {
 			for i := range vals {
 				vals[i] = math.Float32frombits(uint32(base) + uint32(i))
 			}
-			c.check(t, vals)
+			codes, st, loss := c.reference(vals)
+			var acc lossAcc
+			nan, cl := c.kernel(vals, buf, &acc)
+			for i := range vals {
+				if got := c.code(buf, i); got != codes[i] {
+					t.Fatalf("%v: 0x%08x -> 0x%04x, scalar 0x%04x", c.d, math.Float32bits(vals[i]), got, codes[i])
+				}
+			}
+			if nan != st.NaN || cl != st.Clamped || math.Float64bits(acc.sum()) != math.Float64bits(loss) {
+				t.Fatalf("%v chunk 0x%08x: %d %d %v, scalar %d %d %v", c.d, base, nan, cl, acc.sum(), st.NaN, st.Clamped, loss)
+			}
 		}
+		t.Logf("%v: all 2^32 float32 inputs identical", c.d)
 	}
 }
 
