@@ -69,13 +69,11 @@ func Decode(d DType, src []byte, dst []float32) error {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	case F16:
-		decode16(src, dst, &f16Table)
+		decodeF16(src, dst)
 	case BF16:
-		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(src[2*i:])) << 16)
-		}
+		decodeBF16(src, dst)
 	case F8E4M3:
-		decode8(src, dst, &e4m3Table)
+		decodeE4M3(src, dst)
 	case F8E5M2:
 		decode8(src, dst, &e5m2Table)
 	case F8E4M3FNUZ:
@@ -155,6 +153,11 @@ func decode8(src []byte, dst []float32, t *[256]float32) {
 // functions (F32ToF16, F32ToBF16, F32ToE4M3, F32ToE5M2); the returned Stats
 // count NaN inputs and values saturated by the FP8 encoders.
 func Encode(d DType, src []float32, dst []byte) (Stats, error) {
+	return encode(d, src, dst, nil)
+}
+
+// encode is Encode; acc, when not nil, accumulates the rounding loss.
+func encode(d DType, src []float32, dst []byte, acc *lossAcc) (Stats, error) {
 	var st Stats
 	if !d.IsFloat() {
 		return st, fmt.Errorf("cannot encode float32 to %v", d)
@@ -178,78 +181,13 @@ func Encode(d DType, src []float32, dst []byte) (Stats, error) {
 			binary.LittleEndian.PutUint64(dst[8*i:], math.Float64bits(float64(v)))
 		}
 	case F16:
-		dst = dst[:2*len(src)]
-		for i, v := range src {
-			u := math.Float32bits(v)
-			a := u & 0x7fffffff
-			var h uint16
-			if a-0x38800000 < 0x47800000-0x38800000 {
-				// normal half range: the same rounding as F32ToF16's fast path
-				h = uint16(u>>16)&0x8000 | uint16((a+0xfff+(a>>13)&1)>>13-(127-15)<<10)
-			} else {
-				if a > 0x7f800000 {
-					st.NaN++
-				}
-				h = F32ToF16(v)
-			}
-			d := dst[2*i : 2*i+2 : 2*i+2]
-			d[0] = byte(h)
-			d[1] = byte(h >> 8)
-		}
+		st.NaN = encodeF16(src, dst, acc)
 	case BF16:
-		dst = dst[:2*len(src)]
-		for i, v := range src {
-			u := math.Float32bits(v)
-			var h uint16
-			if u&0x7fffffff > 0x7f800000 {
-				st.NaN++
-				h = 0x7fc0
-			} else {
-				h = uint16((u + 0x7fff + (u>>16)&1) >> 16)
-			}
-			dst[2*i] = byte(h)
-			dst[2*i+1] = byte(h >> 8)
-		}
+		st.NaN = encodeBF16(src, dst, acc)
 	case F8E4M3:
-		dst = dst[:len(src)]
-		const denorm = 141 << 23
-		denormF := math.Float32frombits(denorm)
-		for i, v := range src {
-			u := math.Float32bits(v)
-			a := u & 0x7fffffff
-			if a <= 0x43e80000 {
-				// |v| <= 464: F32ToE4M3's two exact paths, computed both
-				// and selected without a branch (random signs and
-				// magnitudes would defeat the branch predictor)
-				n := (a+0x7ffff+(a>>20)&1)>>20 - (127-7)<<3
-				sub := math.Float32bits(math.Float32frombits(a)+denormF) - denorm
-				if a < 0x3c800000 {
-					n = sub
-				}
-				dst[i] = uint8(u>>24)&0x80 | uint8(n)
-				continue
-			}
-			if v != v {
-				st.NaN++
-			}
-			b, c := F32ToE4M3(v)
-			if c {
-				st.Clamped++
-			}
-			dst[i] = b
-		}
+		st.NaN, st.Clamped = encodeE4M3(src, dst, acc)
 	case F8E5M2:
-		dst = dst[:len(src)]
-		for i, v := range src {
-			if v != v {
-				st.NaN++
-			}
-			b, c := F32ToE5M2(v)
-			if c {
-				st.Clamped++
-			}
-			dst[i] = b
-		}
+		st.NaN, st.Clamped = encodeE5M2Go(src, dst, acc)
 	}
 	return st, nil
 }
