@@ -147,6 +147,7 @@ func batchFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
 		&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
 		&cli.StringFlag{Name: "dtype", Usage: "convert float tensors to fp32, fp16, bf16, fp8_e4m3fn or fp8_e5m2 (round to nearest even)"},
+		cliutil.MaxDenseFlag(),
 	}
 }
 
@@ -235,7 +236,7 @@ Examples:
 					}
 				}
 			}
-			opt := Options{To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
+			opt := Options{MaxDense: cmd.Int64("max-dense"), To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
 				Rank: int(cmd.Int("rank")), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {
@@ -322,7 +323,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opt := ResizeOptions{Rule: rule, MaxRank: n, DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version}
+			opt := ResizeOptions{MaxDense: cmd.Int64("max-dense"), Rule: rule, MaxRank: n, DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version}
 			verbose := cmd.Bool("verbose")
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {

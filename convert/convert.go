@@ -40,6 +40,9 @@ type Options struct {
 	Overwrite bool
 	// Version is loratool's version for the metadata note.
 	Version string
+	// MaxDense bounds, in elements, the dense delta a module may imply
+	// (0: adapter.DefaultMaxDense).
+	MaxDense int64
 }
 
 // ModuleError is the relative Frobenius error of an approximated module.
@@ -145,6 +148,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%d keys cannot be converted for %s: %s", len(bad), a.ID, list(bad))
+	}
+	if err := validateModules(an, opt.MaxDense); err != nil {
+		return err
 	}
 	cfg, err := readPEFTConfig(in, meta)
 	if err != nil {

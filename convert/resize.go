@@ -24,6 +24,9 @@ type ResizeOptions struct {
 	Approximate bool
 	Overwrite   bool
 	Version     string
+	// MaxDense bounds, in elements, the dense delta a module may imply
+	// (0: adapter.DefaultMaxDense).
+	MaxDense int64
 }
 
 // ModuleReport is one module's outcome.
@@ -80,6 +83,9 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	an := lora.Analyze(trefs, meta)
 	if len(an.Modules) == 0 {
 		return fmt.Errorf("not a LoRA (no adapter tensors)")
+	}
+	if err := validateModules(an, opt.MaxDense); err != nil {
+		return err
 	}
 	used := map[string]bool{}
 	var ts []outTensor

@@ -30,6 +30,7 @@ type LoRAMergeOptions struct {
 	Format    string // output naming: kohya (default), comfy, diffusers
 	Overwrite bool
 	Version   string
+	MaxDense  int64 // bound on a module's dense delta in elements (0: adapter.DefaultMaxDense)
 }
 
 // ModuleResult reports one output module of a LoRA merge.
@@ -141,6 +142,10 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			return nil, fmt.Errorf("%s: %d modules and %d tensors match no %s module; nothing merged", in.Path, len(fit.Unresolved), len(an.Other), a.ID)
 		}
 		for _, m := range an.Modules {
+			if err := m.ValidateShapes("", nil, opt.MaxDense); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %v", in.Path, err)
+			}
 			c, full, err := contributionOf(f, m, in)
 			if err != nil {
 				f.Close()
@@ -151,19 +156,19 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			}
 			key := full.Component + "\x00" + full.Module
 			g := groups[key]
+			rows, err := groupRows(m, c)
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: module %s: %v", in.Path, m.Prefix, err)
+			}
 			if g == nil {
-				rows := int(full.Shape[0])
-				if m.Target.Slice != nil {
-					// the fused weight's rows at this file's width
-					rows = len(c.up) / c.r * int(full.Shape[0]) / int(m.Target.Slice.Size)
-				}
 				g = &group{target: full, rows: rows, cols: len(c.down) / c.r, kernel: c.conv}
 				groups[key] = g
 				order = append(order, key)
 			}
-			if g.cols != len(c.down)/c.r {
+			if err := g.accepts(c, rows); err != nil {
 				f.Close()
-				return nil, fmt.Errorf("%s: %s has %d input features, another LoRA has %d", in.Path, m.Prefix, len(c.down)/c.r, g.cols)
+				return nil, fmt.Errorf("%s: module %s: %v", in.Path, m.Prefix, err)
 			}
 			g.parts = append(g.parts, c)
 		}
@@ -463,7 +468,7 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	if dt == "keep" {
 		dt = ""
 	}
-	rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{Arch: cmd.String("arch"), Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
+	rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{MaxDense: cmd.Int64("max-dense"), Arch: cmd.String("arch"), Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 		DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version})
 	if err != nil {
 		return cliutil.Fail("%v", err)

@@ -360,6 +360,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			fail(err.Error())
 			return
 		}
+		if msg := shapeRules(m, algo, ti, sl, pl.Transposed); msg != "" {
+			fail(msg)
+			return
+		}
 		if msg := shapeCheck(m, algo, ti, sl, pl.Transposed); msg != "" {
 			fail(msg)
 			return

@@ -118,6 +118,16 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 			return rep, fmt.Errorf("the output would replace the base %s; choose another -o", out)
 		}
 	}
+	ins := []string{p.BasePath}
+	for _, in := range p.Inputs {
+		ins = append(ins, in.Path)
+	}
+	if err := checkNotInput(out, ins...); err != nil {
+		return rep, err
+	}
+	if len(p.Patches) == 0 {
+		return rep, ErrNothingApplies
+	}
 	// output specs
 	specs := make([]safetensors.TensorSpec, 0, len(p.Base.Tensors))
 	outDT := map[string]dtype.DType{}
