@@ -157,7 +157,8 @@ func loadModules(src source, an *lora.Analysis, refs map[string]srcTensor, cfg *
 		if err != nil {
 			return nil, err
 		}
-		return &val{dt: t.DType, shape: t.Shape, raw: b}, nil
+		v := &val{dt: t.DType, shape: t.Shape, raw: b}
+		return v, checkFinite(v, ref.Key)
 	}
 	for _, m := range an.Modules {
 		md := &module{src: m, t: *m.Target, algo: m.Algorithms()}

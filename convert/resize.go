@@ -224,7 +224,8 @@ func resizeModule(src source, refs map[string]srcTensor, m *lora.Module, opt Res
 		if err != nil {
 			return nil, err
 		}
-		return &val{dt: t.DType, shape: t.Shape, raw: b}, nil
+		v := &val{dt: t.DType, shape: t.Shape, raw: b}
+		return v, checkFinite(v, t.Name)
 	}
 	up, err := ld(lora.RoleUp)
 	if err != nil {

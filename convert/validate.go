@@ -1,6 +1,8 @@
 package convert
 
 import (
+	"fmt"
+
 	"github.com/loratool/loratool/lora"
 )
 
@@ -14,6 +16,28 @@ func validateModules(an *lora.Analysis, maxDense int64) error {
 		if err := m.ValidateShapes("", nil, maxDense); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkFinite refuses a float tensor holding NaN or ±Inf values: they
+// would only produce a broken LoRA.
+func checkFinite(v *val, key string) error {
+	if !v.dt.IsFloat() || !v.dt.CanDecode() {
+		return nil
+	}
+	f, err := v.floats()
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, x := range f {
+		if x-x != 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("tensor %s holds %d NaN/Inf values", key, n)
 	}
 	return nil
 }

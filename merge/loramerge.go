@@ -323,6 +323,9 @@ func contributionOf(f *safetensors.File, m *lora.Module, in Input) (contribution
 			return nil, nil, fmt.Errorf("missing %s", role)
 		}
 		v, err := f.Float32(ti, nil)
+		if err == nil && nonFinite(v) > 0 {
+			err = fmt.Errorf("tensor %s holds %d NaN/Inf values", ti.Name, nonFinite(v))
+		}
 		return v, ti.Shape, err
 	}
 	up, us, err := read(lora.RoleUp)

@@ -49,7 +49,7 @@ func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	case 2:
 		in.StrengthModel, in.StrengthClip = nums[0], nums[1]
 	}
-	return in, nil
+	return in, finiteStrengths(s, in)
 }
 
 // Patch is one adapter applied to (a slice of) one base tensor.

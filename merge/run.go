@@ -393,6 +393,11 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 	}
 	st.clamped = es.Clamped
 	if st.patched {
+		if err := checkOverflow(p.patchNames(t.Name), out, w.Data, buf); err != nil {
+			return nil, st, err
+		}
+	}
+	if st.patched {
 		// how much of the intended delta survived the output dtype,
 		// compared chunk by chunk (no full-size scratch arrays)
 		// large tensors are measured on a 1-in-8 sample of rows' chunks:
@@ -453,9 +458,13 @@ func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
 		}
 	}
 	w := &adapter.Tensor{Shape: intShape(t.Shape), Data: v}
+	bad := nonFinite(v)
 	for _, pt := range p.ByKey[t.Name] {
 		if err := p.apply(w, pt); err != nil {
 			return nil, fmt.Errorf("%s from %s: %v", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), err)
+		}
+		if n := nonFinite(w.Data); n > bad {
+			return nil, fmt.Errorf("%s from %s: the patched %s has %d NaN/Inf values (the math overflowed float32)", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), t.Name, n-bad)
 		}
 	}
 	return w, nil
@@ -547,6 +556,9 @@ func (p *Plan) adapterModule(pt *Patch) (*adapter.Module, error) {
 			return err
 		}
 		lf.Release(ti)
+		if n := nonFinite(v); n > 0 {
+			return fmt.Errorf("tensor %s holds %d NaN/Inf values", key, n)
+		}
 		m.Tensors[role] = &adapter.Tensor{Shape: intShape(ti.Shape), Data: v}
 		return nil
 	}

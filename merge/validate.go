@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/internal/cliutil"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -78,6 +79,17 @@ func (g *group) accepts(c contribution, rows int) error {
 	}
 	if srows := len(c.up) / c.r; c.rowOffset < 0 || c.rowOffset+srows > g.rows {
 		return fmt.Errorf("rows %d..%d lie outside the weight's %d rows", c.rowOffset, c.rowOffset+srows, g.rows)
+	}
+	return nil
+}
+
+// finiteStrengths refuses NaN, infinite and float32-overflowing strengths:
+// they can only produce a broken model.
+func finiteStrengths(arg string, in Input) error {
+	for _, v := range []float64{in.StrengthModel, in.StrengthClip} {
+		if err := cliutil.Finite("strength", v); err != nil {
+			return fmt.Errorf("--lora %q: %v", arg, err)
+		}
 	}
 	return nil
 }

@@ -159,6 +159,9 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 	if r.Unsupported == nil {
 		r.Unsupported = []NodeRef{}
 	}
+	for _, p := range st.invalid {
+		r.add(SeverityError, CodeInvalidValue, "", "%s", p)
+	}
 	for _, p := range st.Problems {
 		r.add(SeverityWarning, CodeChain, "", "%s", p)
 	}

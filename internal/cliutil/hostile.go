@@ -68,7 +68,10 @@ func unsafeRune(r rune) bool {
 // large to be a float32 (it would become infinite in the math).
 func Finite(what string, v float64) error {
 	if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32 {
-		return fmt.Errorf("%s %v is not a finite number", what, v)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s %v is not a finite number", what, v)
+		}
+		return fmt.Errorf("%s %v is too large (beyond float32)", what, v)
 	}
 	return nil
 }
