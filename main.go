@@ -85,10 +85,10 @@ func run(args []string) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, msg)
+			fmt.Fprintln(os.Stderr, cliutil.Safe(msg))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintf(os.Stderr, "loratool: %v (see --help)\n", err)
+	fmt.Fprintf(os.Stderr, "loratool: %s (see --help)\n", cliutil.Safe(err.Error()))
 	return cliutil.ExitUsage
 }

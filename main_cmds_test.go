@@ -25,7 +25,8 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 //
 // SHAPE is dims joined by "x" ("-" for a scalar); FILL is one value for
 // every element (nan, inf, -inf accepted), by default a small pattern
-// (i%7-3)/16. In KEY=VALUE and NAME, \e, \a, \n and \t are read as escapes.
+// (i%7-3)/16. In FILE, KEY=VALUE and NAME, \e, \a, \n and \t are read as
+// escapes.
 func cmdMkst(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! mkst")
@@ -65,7 +66,7 @@ func cmdMkst(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		specs = append(specs, safetensors.TensorSpec{Name: name, DType: dt, Shape: shape})
 	}
-	err := safetensors.WriteFile(ts.MkAbs(args[0]), specs, meta, func(s safetensors.TensorSpec) ([]byte, error) {
+	err := safetensors.WriteFile(ts.MkAbs(unesc(args[0])), specs, meta, func(s safetensors.TensorSpec) ([]byte, error) {
 		n := int64(1)
 		for _, d := range s.Shape {
 			n *= d

@@ -357,7 +357,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 		if asJSON {
 			out.Write(map[string]string{"error": e.Error()})
 		} else {
-			fmt.Fprintln(os.Stderr, "loratool: "+e.Error())
+			fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(e.Error()))
 		}
 	}
 	if len(jobs) == 0 && len(errs) == 0 {
@@ -379,14 +379,14 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 			if asJSON {
 				out.Write(r)
 			} else {
-				fmt.Fprintln(os.Stderr, "loratool: "+err.Error())
+				fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(err.Error()))
 			}
 			return
 		}
 		if asJSON {
 			out.Write(r)
 		} else {
-			fmt.Println(text(r))
+			fmt.Println(cliutil.Safe(text(r)))
 		}
 	})
 	bar.Finish()

@@ -106,7 +106,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer plan.Close()
 	for _, w := range plan.Warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(os.Stderr, "warning:", cliutil.Safe(w))
 	}
 	if cmd.Bool("dry-run") {
 		if cmd.Bool("json") {
@@ -119,7 +119,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 			}{rep, plan.Describe()})
 		} else {
 			for _, l := range plan.Describe() {
-				fmt.Println(l)
+				fmt.Println(cliutil.Safe(l))
 			}
 		}
 		if len(plan.Unmatched) > 0 && !cmd.Bool("allow-unmatched") {
@@ -129,7 +129,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	if len(plan.Unmatched) > 0 {
 		for _, u := range plan.Unmatched {
-			fmt.Fprintf(os.Stderr, "not matched [%s] %s: %s\n", filepath.Base(inputs[u.Input].Path), u.Key, u.Reason)
+			fmt.Fprintln(os.Stderr, cliutil.Safe(fmt.Sprintf("not matched [%s] %s: %s", filepath.Base(inputs[u.Input].Path), u.Key, u.Reason)))
 		}
 		if !cmd.Bool("allow-unmatched") {
 			return cliutil.Fail("%d LoRA tensors match nothing in %s; nothing written (--allow-unmatched applies the rest, --dry-run shows the mapping)", len(plan.Unmatched), filepath.Base(plan.BasePath))
@@ -149,15 +149,15 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Bool("json") {
 		return cliutil.NewJSONLines(os.Stdout).Write(rep)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
 		rep.Output, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), len(rep.Skipped), skippedSummary(rep.Skipped), rep.Seconds)
-	fmt.Fprintf(os.Stderr, "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
 	if rep.Clamped > 0 {
 		fmt.Fprintf(os.Stderr, ", %d values saturated", rep.Clamped)
 	}
 	fmt.Fprintln(os.Stderr)
 	for _, w := range rep.Warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(os.Stderr, "warning:", cliutil.Safe(w))
 	}
 	return nil
 }

@@ -483,6 +483,6 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	if !rep.Exact {
 		how = fmt.Sprintf("re-compressed, %.4f of the Frobenius norm kept", rep.Retained)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
 	return nil
 }

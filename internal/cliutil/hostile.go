@@ -2,6 +2,7 @@ package cliutil
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -61,6 +62,9 @@ func needsEscape(s string) bool {
 }
 
 func unsafeRune(r rune) bool {
+	if r == '\t' {
+		return false
+	}
 	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 
@@ -74,4 +78,31 @@ func Finite(what string, v float64) error {
 		return fmt.Errorf("%s %v is too large (beyond float32)", what, v)
 	}
 	return nil
+}
+
+// SafeWriter wraps w for human output: every Write is passed through Safe,
+// except that a final newline is kept, so each Fprintf/Fprintln call
+// produces its line with file-derived control characters (embedded
+// newlines included) shown escaped. JSON output must not go through it.
+func SafeWriter(w io.Writer) io.Writer { return safeWriter{w} }
+
+type safeWriter struct{ w io.Writer }
+
+func (s safeWriter) Write(p []byte) (int, error) {
+	body, nl := p, false
+	if len(body) > 0 && body[len(body)-1] == '\n' {
+		body, nl = body[:len(body)-1], true
+	}
+	str := string(body)
+	if !needsEscape(str) {
+		return s.w.Write(p)
+	}
+	out := Safe(str)
+	if nl {
+		out += "\n"
+	}
+	if _, err := io.WriteString(s.w, out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
