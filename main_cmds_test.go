@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,8 +16,9 @@ import (
 // scriptCmds are the extra testscript commands the CLI scenarios use to
 // craft hostile inputs.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"mkst":   cmdMkst,
-	"mkfifo": cmdMkfifo,
+	"mkst":     cmdMkst,
+	"mkfifo":   cmdMkfifo,
+	"truncate": cmdTruncate,
 }
 
 // cmdMkst writes a small safetensors file:
@@ -104,4 +106,15 @@ func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	ts.Check(err)
+}
+
+// cmdTruncate creates a sparse file of 40,000,000 bytes: truncate PATH.
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: truncate PATH")
+	}
+	f, err := os.Create(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Check(f.Truncate(40000000))
+	ts.Check(f.Close())
 }

@@ -85,7 +85,7 @@ func File(in, out string, opt Options) (*Result, error) {
 	res := &Result{Input: in, Output: out, To: opt.To}
 	err := convertFile(in, out, opt, res)
 	if err != nil {
-		return res, fmt.Errorf("%s: %v", in, oneLine(err))
+		return res, nameInput(in, err)
 	}
 	return res, nil
 }

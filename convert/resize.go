@@ -59,7 +59,7 @@ type ResizeResult struct {
 func Resize(in, out string, opt ResizeOptions) (*ResizeResult, error) {
 	res := &ResizeResult{Input: in, Output: out, Rule: opt.Rule.String()}
 	if err := resizeFile(in, out, opt, res); err != nil {
-		return res, fmt.Errorf("%s: %v", in, oneLine(err))
+		return res, nameInput(in, err)
 	}
 	return res, nil
 }

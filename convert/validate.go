@@ -1,7 +1,9 @@
 package convert
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/loratool/loratool/lora"
 )
@@ -40,4 +42,14 @@ func checkFinite(v *val, key string) error {
 		return fmt.Errorf("tensor %s holds %d NaN/Inf values", key, n)
 	}
 	return nil
+}
+
+// nameInput prefixes a one-line error with the input's name, unless the
+// error already starts with it (errors of the file readers name the file).
+func nameInput(in string, err error) error {
+	msg := oneLine(err)
+	if strings.HasPrefix(msg, in+": ") {
+		return errors.New(msg)
+	}
+	return fmt.Errorf("%s: %s", in, msg)
 }

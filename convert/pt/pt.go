@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"io"
 	"math"
 	"math/bits"
@@ -90,18 +91,13 @@ func (c *Checkpoint) errf(format string, args ...any) error {
 // decoded, tensor data is not read.
 func Open(path string) (*Checkpoint, error) {
 	c := &Checkpoint{Path: path}
-	f, err := os.Open(path)
+	f, st, err := safetensors.OpenRegular(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return nil, c.errf("%v", oneLine(err))
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, c.errf("%v", oneLine(err))
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, c.errf("not a regular file")
 	}
 	c.f, c.fileSize = f, st.Size()
 	if err := c.open(); err != nil {
