@@ -62,8 +62,15 @@ func commands() []*cli.Command {
 	return cmds
 }
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is the whole program (signals, profiling, the command) and
+// returns the exit status.
+func mainCode() int {
 	safetensors.CleanupOnSignal()
+	safetensors.StaleNotice = func(p string, size int64) {
+		fmt.Fprintf(os.Stderr, "loratool: removed %s (%d bytes), a temporary file left by an interrupted run\n", cliutil.Safe(p), size)
+	}
 	// LORATOOL_CPUPROFILE=file writes a CPU profile (for benchmarking).
 	if p := os.Getenv("LORATOOL_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
@@ -71,10 +78,10 @@ func main() {
 			code := run(os.Args)
 			pprof.StopCPUProfile()
 			f.Close()
-			os.Exit(code)
+			return code
 		}
 	}
-	os.Exit(run(os.Args))
+	return run(os.Args)
 }
 
 func run(args []string) int {

@@ -10,7 +10,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"loratool": func() { os.Exit(run(os.Args)) },
+		"loratool": func() { os.Exit(mainCode()) },
 	})
 }
 

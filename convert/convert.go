@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -193,9 +194,22 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		if err := checkOut(out, opt.Overwrite); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(res.Config, append(b, '\n'), opt.Overwrite); err != nil {
+		// the config is staged and renamed only once the tensors are
+		// written: a failure leaves neither file behind
+		tmp, err := stageFile(res.Config, append(b, '\n'))
+		if err != nil {
 			return err
 		}
+		defer os.Remove(tmp)
+		n, err := writeTensors(out, ts, opt.DType, meta, opt.Overwrite)
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, res.Config); err != nil {
+			return fmt.Errorf("%s: %v", res.Config, unwrapPath(err))
+		}
+		res.BytesOut = n
+		return nil
 	}
 	n, err := writeTensors(out, ts, opt.DType, meta, opt.Overwrite)
 	if err != nil {

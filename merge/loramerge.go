@@ -84,6 +84,13 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			return nil, fmt.Errorf("%s exists (use --overwrite)", out)
 		}
 	}
+	var paths []string
+	for _, in := range inputs {
+		paths = append(paths, in.Path)
+	}
+	if err := checkNotInput(out, paths...); err != nil {
+		return nil, err
+	}
 	var rule *svd.Rule
 	if opt.Rule != "" {
 		r, err := svd.ParseRule(opt.Rule)
