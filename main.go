@@ -85,6 +85,7 @@ func mainCode() int {
 }
 
 func run(args []string) int {
+	defer safetensors.Guard()()
 	err := root().Run(context.Background(), args)
 	if err == nil {
 		return cliutil.ExitOK

@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,6 +122,7 @@ func runBatch(jobs []job, n int, fn func(job) (any, error), report func(any, err
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			for j := range ch {
 				r, err := fn(j)

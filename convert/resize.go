@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"math"
 	"runtime"
 	"sort"
@@ -118,6 +119,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 			wg.Add(1)
 			go func() {
+				defer safetensors.Guard()()
 				defer wg.Done()
 				for i := range next {
 					sl := &slots[i]

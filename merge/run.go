@@ -232,6 +232,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	for j := 0; j < jobs; j++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			for i := range work {
 				spec := order[i]
@@ -251,6 +252,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		}()
 	}
 	go func() {
+		defer safetensors.Guard()()
 		defer close(work)
 		for i := range order {
 			if !budget.acquire(cctx, cost[i]) {
