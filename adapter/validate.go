@@ -59,7 +59,8 @@ func shapeErr(rule, format string, args ...any) error {
 // it: rows and flattened columns agree, conv kernels agree, the DoRA
 // magnitude has the length of an axis. maxDense bounds the dense delta in
 // elements when target is nil (≤ 0: DefaultMaxDense); with a target the
-// bound is the target's own size.
+// bound is the target's own size. Every tensor of the module is bounded by
+// maxDense too, so a factor cannot be larger than a dense delta would be.
 func ValidateShapes(algo Algo, shapes map[string][]int, target []int, maxDense int64) ([]int, error) {
 	if maxDense <= 0 {
 		maxDense = DefaultMaxDense
@@ -68,8 +69,12 @@ func ValidateShapes(algo Algo, shapes map[string][]int, target []int, maxDense i
 		if role == RoleAlpha || role == RoleOnInput || role == RoleReshapeWeight {
 			continue
 		}
-		if _, ok := shapeNumel(s); !ok {
+		n, ok := shapeNumel(s)
+		if !ok {
 			return nil, shapeErr(RuleTensor, "%s %v has no valid element count", role, s)
+		}
+		if int64(n) > maxDense {
+			return nil, shapeErr(RuleDense, "%s %v has more than %d elements", role, s, maxDense)
 		}
 	}
 	if target != nil {
