@@ -65,6 +65,10 @@ func ValidateShapes(algo Algo, shapes map[string][]int, target []int, maxDense i
 	if maxDense <= 0 {
 		maxDense = DefaultMaxDense
 	}
+	if tn, ok := numel64(target); ok && target != nil {
+		// a factor is never (much) larger than the weight it patches
+		maxDense = min(maxDense, max(tn, 1<<20))
+	}
 	for role, s := range shapes {
 		if role == RoleAlpha || role == RoleOnInput || role == RoleReshapeWeight {
 			continue
