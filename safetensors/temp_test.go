@@ -1,6 +1,7 @@
 package safetensors
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,5 +65,18 @@ func TestTempPID(t *testing.T) {
 		if ok != tc.ok || (ok && pid != tc.pid) {
 			t.Errorf("tempPID(%q) = %d, %v", tc.name, pid, ok)
 		}
+	}
+}
+
+// TestHugeNumberClipped: a 100 KB number in a header is not echoed whole.
+func TestHugeNumberClipped(t *testing.T) {
+	num := strings.Repeat("9", 100_000)
+	js := `{"t":{"dtype":"F32","shape":[` + num + `],"data_offsets":[0,4]}}`
+	buf := make([]byte, 8, 8+len(js))
+	binary.LittleEndian.PutUint64(buf, uint64(len(js)))
+	buf = append(buf, js...)
+	_, err := ParseHeader(buf, int64(len(buf)+4))
+	if err == nil || len(err.Error()) > 300 || !strings.Contains(err.Error(), "(100000 characters)") {
+		t.Errorf("err = %.400v", err)
 	}
 }

@@ -356,9 +356,13 @@ func TestCreateRejects(t *testing.T) {
 		}
 	}
 	assertDirEntries(t, dir, nil)
-	if _, err := Create(filepath.Join(dir, "no/such/dir/x.safetensors"), nil, nil); err == nil {
-		t.Error("Create in a missing directory succeeded")
+	// a missing output folder is created; one that cannot be (a file is in
+	// the way) is an error
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+	if _, err := Create(filepath.Join(dir, "file/sub/x.safetensors"), nil, nil); err == nil || !strings.Contains(err.Error(), "creating the output folder") {
+		t.Errorf("Create under a file: %v", err)
 	}
+	os.Remove(filepath.Join(dir, "file"))
 }
 
 // assertDirEntries checks the exact set of names in dir.

@@ -65,6 +65,7 @@ type Workflow struct {
 	nodes map[string]*gnode
 	order []string         // node ids in file order
 	links map[int64]*glink // UI only
+	cache checkCache       // Check's per-file results, shared by all nodes and samplers
 }
 
 // gnode is one node of either format.
