@@ -51,6 +51,7 @@ type LoRAMergeReport struct {
 	Retained     float64        `json:"retained"` // overall Frobenius fraction kept
 	RankMin      int            `json:"rank_min"`
 	RankMax      int            `json:"rank_max"`
+	Clamped      int            `json:"clamped_values,omitempty"` // fp8 outputs: values saturated to the largest finite value
 }
 
 // contribution is one LoRA module's factors landing on one native weight.
@@ -302,9 +303,11 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	}
 	defer w.Abort()
 	for _, s := range w.Order() {
-		if _, err := w.WriteFloat32(s.Name, data[s.Name]); err != nil {
+		st, err := w.WriteFloat32(s.Name, data[s.Name])
+		if err != nil {
 			return nil, err
 		}
+		rep.Clamped += st.Clamped
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -489,6 +492,9 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	how := "exact"
 	if !rep.Exact {
 		how = fmt.Sprintf("re-compressed, %.4f of the Frobenius norm kept", rep.Retained)
+	}
+	if rep.Clamped > 0 {
+		how += fmt.Sprintf(", %d values saturated", rep.Clamped)
 	}
 	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
 	return nil
