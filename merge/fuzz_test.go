@@ -57,9 +57,8 @@ func FuzzMergePlan(f *testing.F) {
 	})
 }
 
-// FuzzLoRAMerge merges two crafted LoRAs into one: no panic, one-line
-// errors, and a merge that succeeds never invents shapes (checked by
-// reading the output back).
+// FuzzLoRAMerge merges two crafted LoRAs into one (exact and
+// re-compressed): no panic, one-line errors.
 func FuzzLoRAMerge(f *testing.F) {
 	f.Add([]byte{0x01, 2, 0x77, 0, 0, 0x00, 2, 0x61, 0, 0, 0x02, 0, 0, 0, 0}, []byte{0x01, 2, 0x77, 0, 0, 0x00, 2, 0x61, 0, 0})
 	f.Add([]byte{0x01, 2, 0x77, 0, 0, 0x00, 2, 0x61, 0, 0}, []byte{0x01, 2, 0x76, 0, 0, 0x00, 2, 0x61, 0, 0})
