@@ -28,5 +28,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("DEMO", demo)
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"variantfile": cmdVariantFile,
+		},
 	})
 }
