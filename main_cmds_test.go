@@ -13,13 +13,6 @@ import (
 	"github.com/loratool/loratool/safetensors"
 )
 
-// scriptCmds are the extra testscript commands the CLI scenarios use to
-// craft hostile inputs.
-var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"mkst":     cmdMkst,
-	"mkfifo":   cmdMkfifo,
-	"truncate": cmdTruncate,
-}
 
 // cmdMkst writes a small safetensors file:
 //

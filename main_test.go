@@ -22,14 +22,16 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	testscript.Run(t, testscript.Params{
-		Dir:  filepath.Join("testdata", "script"),
-		Cmds: scriptCmds,
+		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("DEMO", demo)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"variantfile": cmdVariantFile,
+			"mkst":        cmdMkst,
+			"mkfifo":      cmdMkfifo,
+			"truncate":    cmdTruncate,
 		},
 	})
 }
