@@ -13,7 +13,6 @@ import (
 	"github.com/loratool/loratool/safetensors"
 )
 
-
 // cmdMkst writes a small safetensors file:
 //
 //	mkst FILE [meta:KEY=VALUE]... NAME:DTYPE:SHAPE[:FILL]...
