@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"github.com/loratool/loratool/arch"
 	"github.com/loratool/loratool/safetensors"
 	"math"
 	"runtime"
@@ -85,6 +86,8 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	if len(an.Modules) == 0 {
 		return fmt.Errorf("not a LoRA (no adapter tensors)")
 	}
+	// the architecture, when it can be told, gives each module's kernel
+	an.FitArch(arch.All(), nil)
 	if err := validateModules(an, opt.MaxDense); err != nil {
 		return err
 	}

@@ -84,8 +84,18 @@ func (m *Module) ValidateShapes(algo string, target []int64, maxDense int64) err
 			tg[i] = int(d)
 		}
 	}
-	if _, err := adapter.ValidateShapes(adapter.Algo(algo), shapes, tg, maxDense); err != nil {
+	dense, err := adapter.ValidateShapes(adapter.Algo(algo), shapes, tg, maxDense)
+	if err != nil {
 		return fmt.Errorf("module %s: %v", m.Prefix, err)
+	}
+	// without a weight, the architecture still knows the kernel: widths
+	// vary between model sizes, kernels do not
+	if tg == nil && m.Target != nil && len(m.Target.Shape) == 4 && len(dense) == 4 {
+		kh, kw := m.Target.Shape[2], m.Target.Shape[3]
+		if int64(dense[2]) != kh || int64(dense[3]) != kw {
+			err := &adapter.ShapeError{Rule: adapter.RuleKernel, Detail: fmt.Sprintf("%s delta kernel %dx%d, the %s weight's is %dx%d", algo, dense[2], dense[3], m.Target.Module, kh, kw)}
+			return fmt.Errorf("module %s: %v", m.Prefix, err)
+		}
 	}
 	return nil
 }
