@@ -93,10 +93,10 @@ func run(args []string) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, cliutil.Safe(msg))
+			fmt.Fprintln(os.Stderr, cliutil.SafeLines(msg))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintf(os.Stderr, "loratool: %s (see --help)\n", cliutil.Safe(err.Error()))
+	fmt.Fprintf(os.Stderr, "loratool: %s (see --help)\n", cliutil.SafeLines(err.Error()))
 	return cliutil.ExitUsage
 }

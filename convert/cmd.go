@@ -388,7 +388,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 		if asJSON {
 			out.Write(r)
 		} else {
-			fmt.Println(cliutil.Safe(text(r)))
+			fmt.Println(cliutil.SafeLines(text(r)))
 		}
 	})
 	bar.Finish()

@@ -211,6 +211,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		res.BytesOut = n
 		return nil
 	}
+	if n := countSaturated(ts, opt.DType); n > 0 {
+		res.Notes = append(res.Notes, saturatedNote(n))
+	}
 	n, err := writeTensors(out, ts, opt.DType, meta, opt.Overwrite)
 	if err != nil {
 		return err

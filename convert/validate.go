@@ -3,6 +3,7 @@ package convert
 import (
 	"errors"
 	"fmt"
+	"github.com/loratool/loratool/dtype"
 	"strings"
 
 	"github.com/loratool/loratool/lora"
@@ -52,4 +53,31 @@ func nameInput(in string, err error) error {
 		return errors.New(msg)
 	}
 	return fmt.Errorf("%s: %s", in, msg)
+}
+
+// countSaturated counts the values that saturate to the largest finite
+// value when the tensors are encoded to an fp8 dtype.
+func countSaturated(ts []outTensor, dt dtype.DType) int {
+	if dt != dtype.F8E4M3 && dt != dtype.F8E5M2 {
+		return 0
+	}
+	n := 0
+	for _, t := range ts {
+		if !t.v.dt.IsFloat() {
+			continue
+		}
+		f, err := t.v.floats()
+		if err != nil {
+			continue
+		}
+		st, err := dtype.Encode(dt, f, make([]byte, len(f)))
+		if err == nil {
+			n += st.Clamped
+		}
+	}
+	return n
+}
+
+func saturatedNote(n int) string {
+	return fmt.Sprintf("%d values saturated to the fp8 range", n)
 }

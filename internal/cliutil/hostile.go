@@ -106,3 +106,13 @@ func (s safeWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// SafeLines is Safe applied to each line of a multi-line text of our own
+// (the line breaks between lines are kept).
+func SafeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = Safe(l)
+	}
+	return strings.Join(lines, "\n")
+}
