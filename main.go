@@ -63,8 +63,15 @@ func commands() []*cli.Command {
 	return cmds
 }
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is the whole program (signals, profiling, the command) and
+// returns the exit status.
+func mainCode() int {
 	safetensors.CleanupOnSignal()
+	safetensors.StaleNotice = func(p string, size int64) {
+		fmt.Fprintf(os.Stderr, "loratool: removed %s (%d bytes), a temporary file left by an interrupted run\n", cliutil.Safe(p), size)
+	}
 	// LORATOOL_CPUPROFILE=file writes a CPU profile (for benchmarking).
 	if p := os.Getenv("LORATOOL_CPUPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
@@ -72,13 +79,14 @@ func main() {
 			code := run(os.Args)
 			pprof.StopCPUProfile()
 			f.Close()
-			os.Exit(code)
+			return code
 		}
 	}
-	os.Exit(run(os.Args))
+	return run(os.Args)
 }
 
 func run(args []string) int {
+	defer safetensors.Guard()()
 	err := root().Run(context.Background(), args)
 	if err == nil {
 		return cliutil.ExitOK
@@ -86,10 +94,10 @@ func run(args []string) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
 		if msg := ec.Error(); msg != "" {
-			fmt.Fprintln(os.Stderr, msg)
+			fmt.Fprintln(os.Stderr, cliutil.SafeLines(msg))
 		}
 		return ec.ExitCode()
 	}
-	fmt.Fprintf(os.Stderr, "loratool: %v (see --help)\n", err)
+	fmt.Fprintf(os.Stderr, "loratool: %s (see --help)\n", cliutil.SafeLines(err.Error()))
 	return cliutil.ExitUsage
 }

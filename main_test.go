@@ -10,7 +10,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"loratool":    func() { os.Exit(run(os.Args)) },
+		"loratool":    func() { os.Exit(mainCode()) },
 		"lorafixture": loraFixtureMain,
 	})
 }
@@ -30,6 +30,9 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"variantfile": cmdVariantFile,
+			"mkst":        cmdMkst,
+			"mkfifo":      cmdMkfifo,
+			"truncate":    cmdTruncate,
 		},
 	})
 }

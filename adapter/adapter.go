@@ -313,6 +313,12 @@ func Delta(m *Module, targetShape []int) (*Tensor, error) {
 		return nil, fmt.Errorf("adapter: invalid target shape %v", targetShape)
 	}
 	switch m.Algo {
+	case LoRA, LoHa, LoKr, Diff, Norm:
+		if _, err := ValidateShapes(m.Algo, moduleShapes(m), targetShape, 0); err != nil {
+			return nil, err
+		}
+	}
+	switch m.Algo {
 	case LoRA, LoHa, LoKr:
 		if m.has(RoleDoRAScale) {
 			return nil, fmt.Errorf("%w: %s module has dora_scale", ErrNeedsWeight, m.Algo)
@@ -394,6 +400,17 @@ func Apply(w *Tensor, m *Module, opt Options) (*Tensor, error) {
 	}
 	if m == nil {
 		return w, errors.New("adapter: nil module")
+	}
+	target := w.Shape
+	if rs := m.Tensors[RoleReshapeWeight]; m.Algo == LoRA && rs != nil {
+		if checkTensor(rs, "reshape_weight") == nil {
+			if t, err := padShape(w.Shape, rs); err == nil {
+				target = t
+			}
+		}
+	}
+	if _, err := ValidateShapes(m.Algo, moduleShapes(m), target, 0); err != nil {
+		return w, err
 	}
 	var err error
 	switch m.Algo {

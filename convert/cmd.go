@@ -3,6 +3,7 @@ package convert
 import (
 	"context"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,6 +122,7 @@ func runBatch(jobs []job, n int, fn func(job) (any, error), report func(any, err
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			for j := range ch {
 				r, err := fn(j)
@@ -147,6 +149,7 @@ func batchFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
 		&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
 		&cli.StringFlag{Name: "dtype", Usage: "convert float tensors to fp32, fp16, bf16, fp8_e4m3fn or fp8_e5m2 (round to nearest even)"},
+		cliutil.MaxDenseFlag(),
 	}
 }
 
@@ -238,7 +241,7 @@ Examples:
 					}
 				}
 			}
-			opt := Options{To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
+			opt := Options{MaxDense: cmd.Int64("max-dense"), To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
 				Rank: int(cmd.Int("rank")), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {
@@ -332,7 +335,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opt := ResizeOptions{Rule: rule, MaxRank: n, DType: dt, Approximate: cmd.Bool("approximate"), Overwrite: cmd.Bool("overwrite"), Version: Version}
+			opt := ResizeOptions{MaxDense: cmd.Int64("max-dense"), Rule: rule, MaxRank: n, DType: dt, Approximate: cmd.Bool("approximate"), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			verbose := cmd.Bool("verbose")
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {
@@ -366,7 +369,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 		if asJSON {
 			out.Write(map[string]string{"error": e.Error()})
 		} else {
-			fmt.Fprintln(os.Stderr, "loratool: "+e.Error())
+			fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(e.Error()))
 		}
 	}
 	if len(jobs) == 0 && len(errs) == 0 {
@@ -388,14 +391,14 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 			if asJSON {
 				out.Write(r)
 			} else {
-				fmt.Fprintln(os.Stderr, "loratool: "+err.Error())
+				fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(err.Error()))
 			}
 			return
 		}
 		if asJSON {
 			out.Write(r)
 		} else {
-			fmt.Println(text(r))
+			fmt.Println(cliutil.SafeLines(text(r)))
 		}
 	})
 	bar.Finish()

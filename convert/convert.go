@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -40,6 +41,9 @@ type Options struct {
 	Overwrite bool
 	// Version is loratool's version for the metadata note.
 	Version string
+	// MaxDense bounds, in elements, the dense delta a module may imply
+	// (0: adapter.DefaultMaxDense).
+	MaxDense int64
 }
 
 // ModuleError is the relative Frobenius error of an approximated module.
@@ -88,7 +92,7 @@ func File(in, out string, opt Options) (*Result, error) {
 	res := &Result{Input: in, Output: out, To: opt.To}
 	err := convertFile(in, out, opt, res)
 	if err != nil {
-		return res, fmt.Errorf("%s: %v", in, oneLine(err))
+		return res, nameInput(in, err)
 	}
 	return res, nil
 }
@@ -152,6 +156,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	if len(bad) > 0 {
 		return fmt.Errorf("%d keys cannot be converted for %s: %s", len(bad), a.ID, list(bad))
 	}
+	if err := validateModules(an, opt.MaxDense); err != nil {
+		return err
+	}
 	cfg, err := readPEFTConfig(in, meta)
 	if err != nil {
 		return err
@@ -195,9 +202,25 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		if err := checkOut(out, opt.Overwrite); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(res.Config, append(b, '\n'), opt.Overwrite); err != nil {
+		// the config is staged and renamed only once the tensors are
+		// written: a failure leaves neither file behind
+		tmp, err := stageFile(res.Config, append(b, '\n'))
+		if err != nil {
 			return err
 		}
+		defer os.Remove(tmp)
+		n, err := writeTensors(out, ts, opt.DType, meta, opt.Overwrite)
+		if err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, res.Config); err != nil {
+			return fmt.Errorf("%s: %v", res.Config, unwrapPath(err))
+		}
+		res.BytesOut = n
+		return nil
+	}
+	if n := countSaturated(ts, opt.DType); n > 0 {
+		res.Notes = append(res.Notes, saturatedNote(n))
 	}
 	n, err := writeTensors(out, ts, opt.DType, meta, opt.Overwrite)
 	if err != nil {

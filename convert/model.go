@@ -2,7 +2,9 @@ package convert
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"math"
 	"os"
 	"path/filepath"
@@ -106,9 +108,12 @@ func readPEFTConfig(path string, meta map[string]string) (*peftConfig, error) {
 	dir := filepath.Dir(path)
 	stem := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	for _, p := range []string{filepath.Join(dir, stem+"_adapter_config.json"), filepath.Join(dir, "adapter_config.json")} {
-		b, err := os.ReadFile(p)
+		b, err := safetensors.ReadFileLimit(p, 16<<20)
 		if err != nil {
-			continue
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("%s: %v", p, unwrapPath(err))
 		}
 		var c peftConfig
 		if err := json.Unmarshal(b, &c); err != nil {
@@ -157,7 +162,8 @@ func loadModules(src source, an *lora.Analysis, refs map[string]srcTensor, cfg *
 		if err != nil {
 			return nil, err
 		}
-		return &val{dt: t.DType, shape: t.Shape, raw: b}, nil
+		v := &val{dt: t.DType, shape: t.Shape, raw: b}
+		return v, checkFinite(v, ref.Key)
 	}
 	for _, m := range an.Modules {
 		md := &module{src: m, t: *m.Target, algo: m.Algorithms()}

@@ -62,6 +62,7 @@ func passthrough(src source, out string, opt Options, meta map[string]string, re
 	order := w.Order()
 	var fbuf []float32
 	var obuf []byte
+	saturated := 0
 	for _, s := range order {
 		t := byName[s.Name]
 		b, err := src.Read(t)
@@ -91,9 +92,11 @@ func passthrough(src source, out string, opt Options, meta map[string]string, re
 			if err := dtype.Decode(t.DType, b[off*inSz:(off+m)*inSz], f); err != nil {
 				return fmt.Errorf("tensor %q: %v", t.Name, err)
 			}
-			if _, err := dtype.Encode(s.DType, f, ob[off*per:(off+m)*per]); err != nil {
+			st, err := dtype.Encode(s.DType, f, ob[off*per:(off+m)*per])
+			if err != nil {
 				return fmt.Errorf("tensor %q: %v", t.Name, err)
 			}
+			saturated += st.Clamped
 		}
 		if err := w.Write(s.Name, ob); err != nil {
 			return err
@@ -104,5 +107,8 @@ func passthrough(src source, out string, opt Options, meta map[string]string, re
 	}
 	res.Tensors = len(ts)
 	res.BytesOut = w.FileSize()
+	if saturated > 0 {
+		res.Notes = append(res.Notes, saturatedNote(saturated))
+	}
 	return nil
 }

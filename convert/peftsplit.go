@@ -140,12 +140,21 @@ func writePEFTModels(a *arch.Arch, pieces []*piece, extra []outTensor, out strin
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return err
 		}
-		if err := writeFileAtomic(filepath.Join(sub, "adapter_config.json"), j.cfg, opt.Overwrite); err != nil {
+		// the config is staged and renamed only once the tensors are
+		// written: a failure leaves no orphan adapter_config.json
+		cfg := filepath.Join(sub, "adapter_config.json")
+		tmp, err := stageFile(cfg, j.cfg)
+		if err != nil {
 			return err
 		}
 		n, err := writeTensors(filepath.Join(sub, "adapter_model.safetensors"), j.ts, opt.DType, j.meta, opt.Overwrite)
 		if err != nil {
+			os.Remove(tmp)
 			return err
+		}
+		if err := os.Rename(tmp, cfg); err != nil {
+			os.Remove(tmp)
+			return fmt.Errorf("%s: %v", cfg, unwrapPath(err))
 		}
 		res.BytesOut += n
 		res.Tensors += len(j.ts)

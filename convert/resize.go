@@ -2,6 +2,8 @@ package convert
 
 import (
 	"fmt"
+	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/safetensors"
 	"math"
 	"runtime"
 	"sort"
@@ -24,6 +26,9 @@ type ResizeOptions struct {
 	Approximate bool
 	Overwrite   bool
 	Version     string
+	// MaxDense bounds, in elements, the dense delta a module may imply
+	// (0: adapter.DefaultMaxDense).
+	MaxDense int64
 }
 
 // ModuleReport is one module's outcome.
@@ -56,7 +61,7 @@ type ResizeResult struct {
 func Resize(in, out string, opt ResizeOptions) (*ResizeResult, error) {
 	res := &ResizeResult{Input: in, Output: out, Rule: opt.Rule.String()}
 	if err := resizeFile(in, out, opt, res); err != nil {
-		return res, fmt.Errorf("%s: %v", in, oneLine(err))
+		return res, nameInput(in, err)
 	}
 	return res, nil
 }
@@ -81,8 +86,10 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	if len(an.Modules) == 0 {
 		return fmt.Errorf("not a LoRA (no adapter tensors)")
 	}
-	if opt.Approximate {
-		resolveTargets(an)
+	// the architecture, when it can be told, gives each module's kernel
+	an.FitArch(arch.All(), nil)
+	if err := validateModules(an, opt.MaxDense); err != nil {
+		return err
 	}
 	used := map[string]bool{}
 	var ts []outTensor
@@ -119,6 +126,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 		for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 			wg.Add(1)
 			go func() {
+				defer safetensors.Guard()()
 				defer wg.Done()
 				for i := range next {
 					sl := &slots[i]
@@ -232,7 +240,8 @@ func resizeModule(src source, refs map[string]srcTensor, m *lora.Module, opt Res
 		if err != nil {
 			return nil, err
 		}
-		return &val{dt: t.DType, shape: t.Shape, raw: b}, nil
+		v := &val{dt: t.DType, shape: t.Shape, raw: b}
+		return v, checkFinite(v, t.Name)
 	}
 	up, err := ld(lora.RoleUp)
 	if err != nil {

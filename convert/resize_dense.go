@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/loratool/loratool/adapter"
-	"github.com/loratool/loratool/arch"
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/svd"
@@ -43,12 +42,6 @@ func resizeAny(src source, refs map[string]srcTensor, m *lora.Module, opt Resize
 		}
 	}
 	return resizeModule(src, refs, m, opt)
-}
-
-// resolveTargets sets the modules' targets from the best-fitting
-// architecture (to learn conv kernel sizes); best effort.
-func resolveTargets(an *lora.Analysis) {
-	an.FitArch(arch.All(), nil)
 }
 
 func resizeDenseModule(src source, refs map[string]srcTensor, m *lora.Module, opt ResizeOptions) (moduleOutcome, []outTensor, error) {

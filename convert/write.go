@@ -127,34 +127,28 @@ func checkOut(path string, overwrite bool) error {
 	return nil
 }
 
-// writeFileAtomic writes small files (adapter_config.json) via a temporary
-// file and a rename.
-func writeFileAtomic(path string, data []byte, overwrite bool) error {
-	if err := checkOut(path, overwrite); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// stageFile writes a small file (adapter_config.json) to a synced
+// temporary file next to path, with path's output mode, and returns its
+// name: the caller renames it into place (or removes it).
+func stageFile(path string, data []byte) (string, error) {
+	f, err := safetensors.CreateTemp(filepath.Dir(path))
 	if err != nil {
-		return err
+		return "", err
 	}
 	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	err = f.Chmod(safetensors.OutputMode(path))
+	if err == nil {
+		_, err = f.Write(data)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
 		os.Remove(tmp)
-		return err
+		return "", err
 	}
-	return nil
+	return tmp, nil
 }

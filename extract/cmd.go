@@ -132,7 +132,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 					return cliutil.Fail("writing the plot: %v", err)
 				}
 			}
-			rep.WriteSummary(os.Stderr)
+			rep.WriteSummary(cliutil.SafeWriter(os.Stderr))
 			if cmd.Bool("json") {
 				if err := cliutil.NewJSONLines(os.Stdout).Write(rep); err != nil {
 					return cliutil.Fail("writing JSON: %v", err)

@@ -62,6 +62,7 @@ func (p *plan) decompose(ctx context.Context, s *settings, base, tuned *safetens
 	jobs := make(chan *job)
 	out := make(chan jobResult, 2)
 	go func() {
+		defer safetensors.Guard()()
 		defer close(jobs)
 		for i := range p.jobs {
 			select {
@@ -75,6 +76,7 @@ func (p *plan) decompose(ctx context.Context, s *settings, base, tuned *safetens
 	for w := 0; w < s.Workers; w++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			var ws workspace
 			for j := range jobs {

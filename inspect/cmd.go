@@ -52,7 +52,7 @@ Examples:
 				if cmd.Bool("json") {
 					out.Write(r)
 				} else {
-					r.WriteText(os.Stdout, cmd.Bool("verbose"))
+					r.WriteText(cliutil.SafeWriter(os.Stdout), cmd.Bool("verbose"))
 				}
 			}
 			for _, r := range bad {

@@ -109,7 +109,7 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 		}
 	case r.Kind == "lora" && opt.Alphas:
 		// a few bytes per alpha: positioned reads beat faulting in a mapping
-		fh, err := os.Open(path)
+		fh, _, err := safetensors.OpenRegular(path)
 		if err != nil {
 			r.Error = fmt.Sprintf("%s: %v", path, err)
 			return r
@@ -550,7 +550,7 @@ func scalarAt(h *safetensors.Header, key string, bytes func(safetensors.TensorIn
 // looksLikePickle reports whether a file is a PyTorch checkpoint: a zip
 // archive (torch.save since 1.6) or a raw pickle (older torch.save).
 func looksLikePickle(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := safetensors.OpenRegular(path)
 	if err != nil {
 		return false
 	}

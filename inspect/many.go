@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"github.com/loratool/loratool/safetensors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -64,6 +65,7 @@ func Many(files []string, opt Options, jobs int, emit func(*Report)) {
 	for w := 0; w < jobs; w++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			for i := range work {
 				results[i] <- File(files[i], opt)
@@ -71,6 +73,7 @@ func Many(files []string, opt Options, jobs int, emit func(*Report)) {
 		}()
 	}
 	go func() {
+		defer safetensors.Guard()()
 		for i := range files {
 			work <- i
 		}

@@ -61,21 +61,22 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 		if !t.DType.IsFloat() {
 			continue
 		}
-		v, err := f.Float32(t, buf)
-		if err != nil {
-			continue
-		}
-		buf = v
 		var sq float64
-		for _, x := range v {
-			switch {
-			case math.IsNaN(float64(x)):
-				bs.NaN++
-			case math.IsInf(float64(x), 0):
-				bs.Inf++
-			default:
-				sq += float64(x) * float64(x)
+		var ok bool
+		buf, ok = chunked(f, t, buf, func(v []float32) {
+			for _, x := range v {
+				switch {
+				case math.IsNaN(float64(x)):
+					bs.NaN++
+				case math.IsInf(float64(x), 0):
+					bs.Inf++
+				default:
+					sq += float64(x) * float64(x)
+				}
 			}
+		})
+		if !ok {
+			continue
 		}
 		if !isLoRA || moduleOf[t.Name] == nil {
 			bs.Norm += sq // squared for now
@@ -92,11 +93,11 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 				// norm of the module's own tensors
 				for _, t := range m.Tensors {
 					if ti, found := f.Lookup(t.Key); found && ti.DType.IsFloat() {
-						if v, err := f.Float32(ti, nil); err == nil {
+						buf, _ = chunked(f, ti, buf, func(v []float32) {
 							for _, x := range v {
 								n2 += float64(x) * float64(x)
 							}
-						}
+						})
 					}
 				}
 			}
@@ -129,6 +130,9 @@ func deltaNorm2(f *safetensors.File, m *lora.Module) (float64, bool) {
 	if !ok1 || !ok2 || len(upI.Shape) < 2 || len(downI.Shape) < 2 {
 		return 0, false
 	}
+	if m.ValidateShapes("", nil, 0) != nil || downI.Shape[0] > min(upI.Shape[0], downI.NumElements()/max(downI.Shape[0], 1)) {
+		return 0, false // crafted shapes: measured tensor by tensor instead
+	}
 	up, err1 := f.Float32(upI, nil)
 	down, err2 := f.Float32(downI, nil)
 	if err1 != nil || err2 != nil {
@@ -140,6 +144,9 @@ func deltaNorm2(f *safetensors.File, m *lora.Module) (float64, bool) {
 		return 0, false
 	}
 	in := len(down) / r
+	if r > min(out, in) {
+		return 0, false // a rank beyond the weight's: the r×r Gram matrices would be the bomb
+	}
 	// G = upᵀup (r×r), H = down downᵀ (r×r), ‖ΔW‖² = Σ_ij G_ij H_ij
 	g := make([]float64, r*r)
 	for o := 0; o < out; o++ {

@@ -67,6 +67,7 @@ Examples:
 			&cli.StringFlag{Name: "dtype", Value: "keep", Usage: "output dtype: keep, fp32, fp16, bf16, fp8 (e4m3fn), fp8_e5m2"},
 			&cli.StringFlag{Name: "arch", Usage: "the checkpoint's architecture, when detection cannot tell"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the mapping report (module → tensor/slice, algorithm, strength) and write nothing"},
+			cliutil.MaxDenseFlag(),
 			&cli.BoolFlag{Name: "allow-unmatched", Usage: "apply what matches; still list LoRA tensors that match nothing"},
 			&cli.BoolFlag{Name: "lycoris-semantics", Usage: "DoRA/OFT as LyCORIS defines them instead of ComfyUI's quirks (see docs/merge.md)"},
 			&cli.BoolFlag{Name: "peft-dora", Usage: "apply PEFT DoRA (lora_magnitude_vector) as PEFT does; by default it is ignored, as ComfyUI does"},
@@ -133,7 +134,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer plan.Close()
 	for _, w := range plan.Warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(os.Stderr, "warning:", cliutil.Safe(w))
 	}
 	WriteComfyIgnored(os.Stderr, plan, cmd.Bool("comfy-exact"))
 	if cmd.Bool("dry-run") {
@@ -147,7 +148,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 			}{rep, plan.Describe()})
 		} else {
 			for _, l := range plan.Describe() {
-				fmt.Println(l)
+				fmt.Println(cliutil.Safe(l))
 			}
 		}
 		if len(plan.Unmatched) > 0 && !cmd.Bool("allow-unmatched") {
@@ -157,7 +158,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	if len(plan.Unmatched) > 0 {
 		for _, u := range plan.Unmatched {
-			fmt.Fprintf(os.Stderr, "not matched [%s] %s: %s\n", filepath.Base(inputs[u.Input].Path), u.Key, u.Reason)
+			fmt.Fprintln(os.Stderr, cliutil.Safe(fmt.Sprintf("not matched [%s] %s: %s", filepath.Base(inputs[u.Input].Path), u.Key, u.Reason)))
 		}
 		if !cmd.Bool("allow-unmatched") {
 			return cliutil.Fail("%d LoRA tensors match nothing in %s; nothing written (--allow-unmatched applies the rest, --dry-run shows the mapping)", len(plan.Unmatched), filepath.Base(plan.BasePath))
@@ -177,15 +178,15 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.Bool("json") {
 		return cliutil.NewJSONLines(os.Stdout).Write(rep)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
 		rep.Output, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), len(rep.Skipped), skippedSummary(rep.Skipped), rep.Seconds)
-	fmt.Fprintf(os.Stderr, "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
 	if rep.Clamped > 0 {
 		fmt.Fprintf(os.Stderr, ", %d values saturated", rep.Clamped)
 	}
 	fmt.Fprintln(os.Stderr)
 	for _, w := range rep.Warnings {
-		fmt.Fprintln(os.Stderr, "warning:", w)
+		fmt.Fprintln(os.Stderr, "warning:", cliutil.Safe(w))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -93,7 +94,8 @@ func TestAllowUnmatchedJSONListsKeys(t *testing.T) {
 
 // TestBFLControlPadding: a BFL control LoRA widens img_in (as ComfyUI's
 // reshape_weight does) even at model strength 0, and not when both
-// strengths are 0 (LoraLoader then does nothing).
+// strengths are 0 (LoraLoader then does nothing): a merge that would leave
+// the checkpoint unchanged writes nothing (ErrNothingApplies).
 func TestBFLControlPadding(t *testing.T) {
 	g := loadGolden(t)
 	dir := t.TempDir()
@@ -109,10 +111,20 @@ func TestBFLControlPadding(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(t.TempDir(), "o.safetensors")
-		if _, err := plan.Execute(context.Background(), out, Options{AllowUnmatched: true}); err != nil {
+		_, err = plan.Execute(context.Background(), out, Options{AllowUnmatched: true})
+		plan.Close()
+		if tc.cols == 64 {
+			if !errors.Is(err, ErrNothingApplies) {
+				t.Errorf("strengths %g/%g model-only %v: %v, want ErrNothingApplies", tc.sm, tc.sc, tc.modelOnly, err)
+			}
+			if _, serr := os.Stat(out); serr == nil {
+				t.Errorf("strengths %g/%g model-only %v: an unchanged copy was written", tc.sm, tc.sc, tc.modelOnly)
+			}
+			continue
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		plan.Close()
 		h, err := safetensors.ReadHeader(out)
 		if err != nil {
 			t.Fatal(err)

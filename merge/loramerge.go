@@ -30,6 +30,7 @@ type LoRAMergeOptions struct {
 	Format    string // output naming: kohya (default), comfy, diffusers
 	Overwrite bool
 	Version   string
+	MaxDense  int64 // bound on a module's dense delta in elements (0: adapter.DefaultMaxDense)
 }
 
 // ModuleResult reports one output module of a LoRA merge.
@@ -53,6 +54,7 @@ type LoRAMergeReport struct {
 	Retained     float64        `json:"retained"` // overall Frobenius fraction kept
 	RankMin      int            `json:"rank_min"`
 	RankMax      int            `json:"rank_max"`
+	Clamped      int            `json:"clamped_values,omitempty"` // fp8 outputs: values saturated to the largest finite value
 	// Notes name what could not be carried over (DoRA magnitudes).
 	Notes []string `json:"notes,omitempty"`
 }
@@ -95,6 +97,13 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 		if _, err := os.Stat(out); err == nil {
 			return nil, fmt.Errorf("%s exists (use --overwrite)", out)
 		}
+	}
+	var paths []string
+	for _, in := range inputs {
+		paths = append(paths, in.Path)
+	}
+	if err := checkNotInput(out, paths...); err != nil {
+		return nil, err
 	}
 	var rule *svd.Rule
 	if opt.Rule != "" {
@@ -160,6 +169,10 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 		}
 		dora := 0
 		for _, m := range an.Modules {
+			if err := m.ValidateShapes("", nil, opt.MaxDense); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: %v", in.Path, err)
+			}
 			dense, hasDoRA, err := classify(m)
 			if err == nil && dense && rep.Exact {
 				err = rankOption(m)
@@ -189,21 +202,19 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			}
 			key := full.Component + "\x00" + full.Module
 			g := groups[key]
+			rows, err := groupRows(m, c)
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s: module %s: %v", in.Path, m.Prefix, err)
+			}
 			if g == nil {
-				rows := c.numRows() // this file's width (reduced-size files too)
-				if m.Target.Slice != nil {
-					// the fused weight's rows at this file's width
-					rows = c.numRows() * int(full.Shape[0]) / int(m.Target.Slice.Size)
-				}
 				g = &group{target: full, rows: rows, cols: c.numCols(), kernel: c.conv}
 				groups[key] = g
 				order = append(order, key)
 			}
-			if hasCols := c.dense != nil || c.r > 0; hasCols && g.cols == 0 {
-				g.cols = c.numCols() // the group began with a bias-only diff
-			} else if hasCols && c.numCols() != g.cols {
+			if err := g.accepts(c, rows); err != nil {
 				f.Close()
-				return nil, fmt.Errorf("%s: %s has %d input features, another LoRA has %d", in.Path, m.Prefix, c.numCols(), g.cols)
+				return nil, fmt.Errorf("%s: module %s: %v", in.Path, m.Prefix, err)
 			}
 			if g.kernel == nil {
 				g.kernel = c.conv
@@ -387,9 +398,11 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	}
 	defer w.Abort()
 	for _, s := range w.Order() {
-		if _, err := w.WriteFloat32(s.Name, data[s.Name]); err != nil {
+		st, err := w.WriteFloat32(s.Name, data[s.Name])
+		if err != nil {
 			return nil, err
 		}
+		rep.Clamped += st.Clamped
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -415,6 +428,9 @@ func contributionOf(f *safetensors.File, m *lora.Module, in Input) (contribution
 			return nil, nil, fmt.Errorf("missing %s", role)
 		}
 		v, err := f.Float32(ti, nil)
+		if err == nil && nonFinite(v) > 0 {
+			err = fmt.Errorf("tensor %s holds %d NaN/Inf values", ti.Name, nonFinite(v))
+		}
 		return v, ti.Shape, err
 	}
 	up, us, err := read(lora.RoleUp)
@@ -562,7 +578,7 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	if dt == "keep" {
 		dt = ""
 	}
-	rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{Arch: cmd.String("arch"), Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
+	rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{MaxDense: cmd.Int64("max-dense"), Arch: cmd.String("arch"), Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 		DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version})
 	if err != nil {
 		return failOrUsage(err)
@@ -578,6 +594,9 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	for _, n := range rep.Notes {
 		fmt.Fprintln(os.Stderr, "loratool: note: "+n)
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
+	if rep.Clamped > 0 {
+		how += fmt.Sprintf(", %d values saturated", rep.Clamped)
+	}
+	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s LoRA, %d modules, rank %d..%d, %s\n", rep.Output, rep.Architecture, len(rep.Modules), rep.RankMin, rep.RankMax, how)
 	return nil
 }

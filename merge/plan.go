@@ -60,7 +60,7 @@ func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	case 2:
 		in.StrengthModel, in.StrengthClip = nums[0], nums[1]
 	}
-	return in, nil
+	return in, finiteStrengths(s, in)
 }
 
 // Patch is one adapter applied to (a slice of) one base tensor.
@@ -407,6 +407,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			return
 		}
 		ti = p.reshaped(ti)
+		if msg := shapeRules(m, algo, ti, sl, pl.Transposed); msg != "" {
+			fail(msg)
+			return
+		}
 		if msg := shapeCheck(m, algo, ti, sl, pl.Transposed); msg != "" {
 			fail(msg)
 			return

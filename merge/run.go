@@ -124,6 +124,16 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 			return rep, fmt.Errorf("the output would replace the base %s; choose another -o", out)
 		}
 	}
+	ins := []string{p.BasePath}
+	for _, in := range p.Inputs {
+		ins = append(ins, in.Path)
+	}
+	if err := checkNotInput(out, ins...); err != nil {
+		return rep, err
+	}
+	if len(p.Patches) == 0 && len(p.comfy.reshape) == 0 {
+		return rep, ErrNothingApplies
+	}
 	// output specs
 	specs := make([]safetensors.TensorSpec, 0, len(p.Base.Tensors))
 	outDT := map[string]dtype.DType{}
@@ -228,6 +238,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	for j := 0; j < jobs; j++ {
 		wg.Add(1)
 		go func() {
+			defer safetensors.Guard()()
 			defer wg.Done()
 			for i := range work {
 				spec := order[i]
@@ -247,6 +258,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 		}()
 	}
 	go func() {
+		defer safetensors.Guard()()
 		defer close(work)
 		for i := range order {
 			if !budget.acquire(cctx, cost[i]) {
@@ -388,6 +400,11 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 		return nil, st, err
 	}
 	st.clamped = es.Clamped
+	if st.patched {
+		if err := checkOverflow(p.patchNames(t.Name), out, w.Data, buf); err != nil {
+			return nil, st, err
+		}
+	}
 	if st.patched && p.comfy.reshape[t.Name] == nil {
 		// how much of the intended delta survived the output dtype,
 		// compared chunk by chunk (no full-size scratch arrays)
@@ -450,9 +467,13 @@ func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
 	}
 	w := &adapter.Tensor{Shape: intShape(t.Shape), Data: v}
 	w = p.pad(t, w)
+	bad := nonFinite(w.Data)
 	for _, pt := range p.ByKey[t.Name] {
 		if err := p.apply(w, pt); err != nil {
 			return nil, fmt.Errorf("%s from %s: %v", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), err)
+		}
+		if n := nonFinite(w.Data); n > bad {
+			return nil, fmt.Errorf("%s from %s: the patched %s has %d NaN/Inf values (the math overflowed float32)", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), t.Name, n-bad)
 		}
 	}
 	return w, nil
@@ -547,6 +568,9 @@ func (p *Plan) adapterModule(pt *Patch) (*adapter.Module, error) {
 			return err
 		}
 		lf.Release(ti)
+		if n := nonFinite(v); n > 0 {
+			return fmt.Errorf("tensor %s holds %d NaN/Inf values", key, n)
+		}
 		m.Tensors[role] = &adapter.Tensor{Shape: intShape(ti.Shape), Data: v}
 		return nil
 	}

@@ -35,18 +35,11 @@ func readHeader(f *os.File, size int64) (*Header, error) {
 // ReadHeader reads and validates only the header of the safetensors file at
 // path (the first 8+N bytes, with ReadAt; no mapping). Errors are *Error.
 func ReadHeader(path string) (*Header, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, &Error{Path: path, Msg: openMsg(err)}
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &Error{Path: path, Msg: err.Error()}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &Error{Path: path, Msg: "not a regular file"}
-	}
 	h, err := readHeader(f, st.Size())
 	return h, withPath(path, err)
 }
@@ -73,18 +66,11 @@ type File struct {
 // fails if the file changed size. A file with an empty data section is not
 // mapped at all. Errors are *Error.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, st, err := OpenRegular(path)
 	if err != nil {
 		return nil, &Error{Path: path, Msg: openMsg(err)}
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &Error{Path: path, Msg: err.Error()}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &Error{Path: path, Msg: "not a regular file"}
-	}
 	h, err := readHeader(f, st.Size())
 	if err != nil {
 		return nil, withPath(path, err)

@@ -159,11 +159,14 @@ func headerLen(prefix []byte, fileSize int64) (int64, error) {
 		return 0, errorf("header prefix is %d bytes, need at least 8", len(prefix))
 	}
 	n := binary.LittleEndian.Uint64(prefix)
+	// the value itself is not echoed: it is the file's first 8 bytes,
+	// which for a file that is not a safetensors file (a followed link)
+	// can be anything
 	if n > MaxHeaderSize {
-		return 0, errorf("header length %d exceeds the limit of %d bytes", n, MaxHeaderSize)
+		return 0, errorf("header length (first 8 bytes) exceeds the limit of %d bytes: not a safetensors file", MaxHeaderSize)
 	}
 	if int64(n) > fileSize-8 {
-		return 0, errorf("header length %d exceeds the file size (%d bytes)", n, fileSize)
+		return 0, errorf("header length (first 8 bytes) exceeds the file size (%d bytes): not a safetensors file, or truncated", fileSize)
 	}
 	return int64(n), nil
 }
@@ -975,7 +978,7 @@ func (s *hdrScanner) parseIntArray(name, field string, want int) ([]int64, error
 		}
 		v, ok, tooLarge := s.intValue()
 		if !ok {
-			num := s.js[s.start:s.end]
+			num := clipNumber(s.js[s.start:s.end])
 			if tooLarge {
 				return nil, errorf("tensor %q: %s value %s is too large", name, field, num)
 			}
@@ -1094,4 +1097,13 @@ func validateLayout(h *Header) error {
 		h.index[t.Name] = i
 	}
 	return nil
+}
+
+// clipNumber shortens a number token echoed in an error: a crafted header
+// may hold a number of any length.
+func clipNumber(num []byte) string {
+	if len(num) <= 40 {
+		return string(num)
+	}
+	return fmt.Sprintf("%s…(%d characters)", num[:32], len(num))
 }

@@ -9,22 +9,24 @@ import (
 
 var signalOnce sync.Once
 
-// CleanupOnSignal installs, once per process, a handler for SIGINT and
-// SIGTERM that removes the temporary files of every live Writer and then
-// exits with status 130 (SIGINT) or 143 (SIGTERM). Destination files are
-// never partially written, so after the handler runs no trace of the
-// interrupted writes remains. (SIGKILL cannot be caught: it can leave a
-// stray ".<name>.tmp-*" file, but never a partial destination.)
+// CleanupOnSignal installs, once per process, a handler for SIGINT,
+// SIGTERM, SIGHUP (terminal or SSH session closed) and SIGQUIT that removes
+// the temporary files of every live Writer and then exits with status
+// 128+signal (130, 143, 129, 131). Destination files are never partially
+// written, so after the handler runs no trace of the interrupted writes
+// remains. (SIGKILL cannot be caught: it can leave a stray
+// ".loratool-<pid>-*.tmp" file, never a partial destination; the next run
+// writing to that folder removes it, see CleanStale.)
 func CleanupOnSignal() {
 	signalOnce.Do(func() {
 		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 		go func() {
 			sig := <-ch
 			abortAll()
-			code := 130
-			if sig == syscall.SIGTERM {
-				code = 143
+			code := 128 + int(syscall.SIGINT)
+			if s, ok := sig.(syscall.Signal); ok {
+				code = 128 + int(s)
 			}
 			os.Exit(code)
 		}()

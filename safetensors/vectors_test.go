@@ -51,12 +51,12 @@ var failVectors = []vector{
 	{"fail_empty_file", nil, "too small"},
 	{"fail_7_bytes", []byte{2, 0, 0, 0, 0, 0, 0}, "too small"},
 	// 2. header length over the 100 MB cap
-	{"fail_header_too_large", mkN(100_000_001, "{}"), "header length 100000001 exceeds the limit of 100000000 bytes"},
+	{"fail_header_too_large", mkN(100_000_001, "{}"), "header length (first 8 bytes) exceeds the limit of 100000000 bytes: not a safetensors file"},
 	{"fail_rust_header_too_large", append([]byte{'<', 0, 0, 0, 0, 0xff, 0xff, 0xff}, `{"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}}`...), "exceeds the limit"},
 	{"fail_header_length_max_uint64", mkN(1<<64-1, "{}"), "exceeds the limit"},
 	// 3. 8+N past the end of the file
-	{"fail_rust_header_length_past_eof", []byte{'<', 0, 0, 0, 0, 0, 0, 0}, "header length 60 exceeds the file size (8 bytes)"},
-	{"fail_header_length_one_past_eof", mkN(3, "{}"), "header length 3 exceeds the file size (10 bytes)"},
+	{"fail_rust_header_length_past_eof", []byte{'<', 0, 0, 0, 0, 0, 0, 0}, "header length (first 8 bytes) exceeds the file size (8 bytes)"},
+	{"fail_header_length_one_past_eof", mkN(3, "{}"), "header length (first 8 bytes) exceeds the file size (10 bytes)"},
 	// 4. not UTF-8
 	{"fail_rust_not_utf8", mkN(1, "\xff"), "header is not valid UTF-8"},
 	{"fail_not_utf8_in_name", mk("{\"a\xc3\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}", nil), "header is not valid UTF-8"},

@@ -37,7 +37,7 @@ type Writer struct {
 	written  int64
 	progress func(int64)
 	scratch  []byte
-	mode     os.FileMode // permission bits set on Commit; 0 means 0644
+	mode     os.FileMode // permission bits set on Commit; 0 means OutputMode(path)
 
 	mu   sync.Mutex
 	done bool // committed or aborted
@@ -207,7 +207,7 @@ func appendJSONString(b []byte, s string) []byte {
 // valid dtypes; shapes whose byte size is a whole number of bytes), orders
 // them canonically (dtype descending in the Rust enum order, then name
 // ascending), and writes the header to a temporary file
-// "<dir>/.<base>.tmp-<random>" next to path. The header is deterministic:
+// "<dir>/.loratool-<pid>-<random>.tmp" next to path (see CreateTemp). The header is deterministic:
 // compact JSON, "__metadata__" first with its keys sorted, then the tensors
 // in data order, padded with spaces so that 8+N is a multiple of 8.
 func Create(path string, tensors []TensorSpec, metadata map[string]string) (*Writer, error) {
@@ -219,14 +219,15 @@ func Create(path string, tensors []TensorSpec, metadata map[string]string) (*Wri
 	for _, s := range sizes {
 		total += s
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+	dir := filepath.Dir(path)
+	// every command creates a missing output folder the same way
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, &Error{Path: path, Msg: "creating the output folder: " + openMsg(err)}
 	}
 	w := &Writer{path: path, order: order, sizes: sizes, fileSize: total}
 	// Register before the temp file exists so a signal cannot miss it.
 	liveMu.Lock()
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := CreateTemp(dir)
 	if err == nil {
 		w.f, w.tmp = f, f.Name()
 		live[w] = struct{}{}
@@ -409,7 +410,7 @@ func (w *Writer) Commit() error {
 	if err == nil {
 		mode := w.mode
 		if mode == 0 {
-			mode = 0o644
+			mode = OutputMode(w.path)
 		}
 		err = w.f.Chmod(mode)
 	}

@@ -356,9 +356,13 @@ func TestCreateRejects(t *testing.T) {
 		}
 	}
 	assertDirEntries(t, dir, nil)
-	if _, err := Create(filepath.Join(dir, "no/such/dir/x.safetensors"), nil, nil); err == nil {
-		t.Error("Create in a missing directory succeeded")
+	// a missing output folder is created; one that cannot be (a file is in
+	// the way) is an error
+	os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+	if _, err := Create(filepath.Join(dir, "file/sub/x.safetensors"), nil, nil); err == nil || !strings.Contains(err.Error(), "creating the output folder") {
+		t.Errorf("Create under a file: %v", err)
 	}
+	os.Remove(filepath.Join(dir, "file"))
 }
 
 // assertDirEntries checks the exact set of names in dir.
@@ -451,7 +455,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 	if err := w.Write("a", []byte{1, 2, 3, 4}); err != nil {
 		t.Fatal(err)
 	}
-	if tmps, _ := filepath.Glob(filepath.Join(dir, ".d.safetensors.tmp-*")); len(tmps) != 1 {
+	if tmps, _ := filepath.Glob(filepath.Join(dir, ".loratool-*.tmp")); len(tmps) != 1 {
 		t.Fatalf("temp files during write: %v", tmps)
 	}
 	w.Abort()
@@ -539,6 +543,8 @@ func TestKilledWriter(t *testing.T) {
 	}{
 		{"sigint", syscall.SIGINT, false, 130, true},
 		{"sigterm_existing_destination", syscall.SIGTERM, true, 143, true},
+		{"sighup", syscall.SIGHUP, false, 129, true},
+		{"sigquit", syscall.SIGQUIT, true, 131, true},
 		{"sigkill", syscall.SIGKILL, false, -1, false},
 	}
 	for _, tc := range tests {
@@ -565,7 +571,7 @@ func TestKilledWriter(t *testing.T) {
 				cmd.Wait()
 				t.Fatalf("child said %q", line)
 			}
-			if tmps, _ := filepath.Glob(filepath.Join(dir, ".out.safetensors.tmp-*")); len(tmps) != 1 {
+			if tmps, _ := filepath.Glob(filepath.Join(dir, ".loratool-*.tmp")); len(tmps) != 1 {
 				t.Errorf("temp files while writing: %v", tmps)
 			}
 			if err := cmd.Process.Signal(tc.sig); err != nil {
@@ -586,11 +592,26 @@ func TestKilledWriter(t *testing.T) {
 			} else if _, err := os.Stat(p); !os.IsNotExist(err) {
 				t.Errorf("destination exists after %v: %v", tc.sig, err)
 			}
-			tmps, _ := filepath.Glob(filepath.Join(dir, ".out.safetensors.tmp-*"))
+			tmps, _ := filepath.Glob(filepath.Join(dir, ".loratool-*.tmp"))
 			if tc.tmpGone && len(tmps) != 0 {
 				t.Errorf("temp files left after %v: %v", tc.sig, tmps)
 			}
-			// After SIGKILL a stray temp file is expected; t.TempDir removes it.
+			if !tc.tmpGone {
+				// SIGKILL leaves a stray temp file: the next writer in
+				// the folder removes it and says so
+				if len(tmps) != 1 {
+					t.Fatalf("temp files after SIGKILL: %v", tmps)
+				}
+				var noticed []string
+				StaleNotice = func(p string, _ int64) { noticed = append(noticed, p) }
+				defer func() { StaleNotice = nil }()
+				if err := WriteFile(filepath.Join(dir, "next.safetensors"), nil, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				if left, _ := filepath.Glob(filepath.Join(dir, ".loratool-*.tmp")); len(left) != 0 || len(noticed) != 1 || noticed[0] != tmps[0] {
+					t.Errorf("stale temp files left %v, noticed %v", left, noticed)
+				}
+			}
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -472,14 +473,11 @@ func checkBaked(data []byte, t Stack, newBase string) error {
 // writeAtomic writes data to a temporary file next to path and renames it
 // into place, keeping the permissions of an existing file.
 func writeAtomic(path string, data []byte) (err error) {
-	perm := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return errors.New("not a regular file")
-		}
-		perm = fi.Mode().Perm()
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	perm := safetensors.OutputMode(path)
+	f, err := safetensors.CreateTemp(filepath.Dir(path))
 	if err != nil {
 		return unwrapPathError(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/loratool/loratool/inspect"
 	"github.com/loratool/loratool/merge"
 )
 
@@ -159,6 +158,9 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 	if r.Unsupported == nil {
 		r.Unsupported = []NodeRef{}
 	}
+	for _, p := range st.invalid {
+		r.add(SeverityError, CodeInvalidValue, "", "%s", p)
+	}
 	for _, p := range st.Problems {
 		r.add(SeverityWarning, CodeChain, "", "%s", p)
 	}
@@ -223,7 +225,7 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 		if !resolveAs(&lr.File, lr.NodeID, lr.NodeType, lr.Name, SeverityError, "") {
 			continue
 		}
-		rep := inspect.File(lr.Path, inspect.Options{})
+		rep := w.cache.inspect(lr.Path)
 		if rep.Error != "" {
 			r.add(SeverityError, CodeUnreadable, lr.NodeID, "LoRA %s: %s", lr.Path, rep.Error)
 			continue
@@ -253,20 +255,15 @@ func (w *Workflow) Check(st Stack, f *Folders) *Report {
 			continue
 		}
 		in := mergeInput(st, lr.LoRA, lr.Path)
-		p, err := merge.NewPlan(r.Base.Path, []merge.Input{in}, merge.PlanOptions{ModelOnly: lr.ModelOnly || st.Base.Kind == KindDiffusionModel})
-		if err != nil {
-			r.add(SeverityError, CodeArchMismatch, lr.NodeID, "LoRA node %s: %v", lr.NodeID, err)
+		mp := w.cache.mapping(r.Base.Path, in, lr.ModelOnly || st.Base.Kind == KindDiffusionModel)
+		if mp.err != nil {
+			r.add(SeverityError, CodeArchMismatch, lr.NodeID, "LoRA node %s: %v", lr.NodeID, mp.err)
 			continue
 		}
-		lr.Patches, lr.Unmatched, lr.mapped = len(p.Patches), len(p.Unmatched), true
-		if len(p.Unmatched) > 0 {
-			var first []string
-			for _, u := range p.Unmatched[:min(3, len(p.Unmatched))] {
-				first = append(first, u.Key+" ("+u.Reason+")")
-			}
-			r.add(SeverityError, CodeUnloadable, lr.NodeID, "%d tensors of LoRA %s will not load on %s: %s", len(p.Unmatched), lr.Name, st.Base.Name, strings.Join(first, "; "))
+		lr.Patches, lr.Unmatched, lr.mapped = mp.patches, mp.unmatched, true
+		if mp.unmatched > 0 {
+			r.add(SeverityError, CodeUnloadable, lr.NodeID, "%d tensors of LoRA %s will not load on %s: %s", mp.unmatched, lr.Name, st.Base.Name, strings.Join(mp.first, "; "))
 		}
-		p.Close()
 	}
 	// errors first, each group in the order found
 	sort.SliceStable(r.Issues, func(i, j int) bool {

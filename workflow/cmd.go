@@ -139,11 +139,12 @@ func stdout(cmd *cli.Command) io.Writer {
 	return os.Stdout
 }
 
+// stderr is for human output only: file-derived text is made safe.
 func stderr(cmd *cli.Command) io.Writer {
 	if w := cmd.Root().ErrWriter; w != nil {
-		return w
+		return cliutil.SafeWriter(w)
 	}
-	return os.Stderr
+	return cliutil.SafeWriter(os.Stderr)
 }
 
 // folders builds the search list from --models-dir and --extra-model-paths.
@@ -209,7 +210,7 @@ func inspectAction(ctx context.Context, cmd *cli.Command) error {
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		r.WriteText(out)
+		r.WriteText(cliutil.SafeWriter(out))
 	}
 	if len(stacks) == 0 {
 		if !cmd.Bool("json") {

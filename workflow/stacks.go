@@ -84,6 +84,7 @@ type Stack struct {
 	// run as wired (muted nodes, unknown loaders, ...), one line each.
 	Problems []string `json:"problems"`
 
+	invalid     []string // widget values ComfyUI would refuse (errors)
 	clipSources []string // nodes at the end of the clip chain
 	clipLoRAs   []string // core LoRA nodes on the clip chain
 }
@@ -385,6 +386,8 @@ func (t *tracer) readLoRA(n *gnode) (LoRA, error) {
 		return l, err
 	}
 	switch s, isStr := v.(string); {
+	case found && isStr && strings.TrimSpace(s) == "":
+		t.invalidValue("%s has an empty lora_name", n.label())
 	case found && isStr:
 		l.Name = s
 	case from != "":
@@ -401,9 +404,11 @@ func (t *tracer) readLoRA(n *gnode) (LoRA, error) {
 		if err != nil {
 			return l, err
 		}
-		x, isNum := numberValue(v)
+		x, ferr := comfyFloat(v)
 		switch {
-		case found && isNum:
+		case found && ferr != nil:
+			t.invalidValue("%s of %s: %v", f, n.label(), ferr)
+		case found:
 			if f == "strength_model" {
 				l.StrengthModel = x
 			} else {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"math"
 	"os"
 	"sort"
@@ -64,6 +65,7 @@ type Workflow struct {
 	nodes map[string]*gnode
 	order []string         // node ids in file order
 	links map[int64]*glink // UI only
+	cache checkCache       // Check's per-file results, shared by all nodes and samplers
 }
 
 // gnode is one node of either format.
@@ -95,9 +97,14 @@ type ref struct {
 	slot int
 }
 
-// Load reads and parses the workflow file at path.
+// MaxWorkflowBytes is the largest workflow JSON Load reads (real workflows
+// are well under a megabyte; a device or a huge file is refused).
+const MaxWorkflowBytes = 32 << 20
+
+// Load reads and parses the workflow file at path (a regular file of at
+// most MaxWorkflowBytes).
 func Load(path string) (*Workflow, error) {
-	data, err := os.ReadFile(path)
+	data, err := safetensors.ReadFileLimit(path, MaxWorkflowBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, unwrapPathError(err))
 	}

@@ -15,11 +15,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/loratool/loratool/safetensors"
 	"io"
 	"math"
 	"math/bits"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/nlpodyssey/gopickle/types"
 )
@@ -76,6 +78,10 @@ type storage struct {
 	zf     *zip.File // set for compressed zip entries
 	off    int64     // file offset of the raw bytes (uncompressed entries)
 	nbytes int64     // bytes available for this storage
+	views  int       // tensors reading this storage
+
+	mu       sync.Mutex
+	inflated *os.File // a shared compressed storage, inflated once (unlinked temp file)
 }
 
 // maxDeflateRatio is the largest expansion deflate can achieve; a zip entry
@@ -90,18 +96,13 @@ func (c *Checkpoint) errf(format string, args ...any) error {
 // decoded, tensor data is not read.
 func Open(path string) (*Checkpoint, error) {
 	c := &Checkpoint{Path: path}
-	f, err := os.Open(path)
+	f, st, err := safetensors.OpenRegular(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return nil, c.errf("%v", oneLine(err))
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, c.errf("%v", oneLine(err))
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, c.errf("not a regular file")
 	}
 	c.f, c.fileSize = f, st.Size()
 	if err := c.open(); err != nil {
@@ -415,6 +416,9 @@ func (w *walker) tensor(name string, t *tensorRef) {
 		return
 	}
 	w.c.Tensors = append(w.c.Tensors, ten)
+	if s != nil {
+		s.views++
+	}
 }
 
 // hasTensor reports whether a dict holds a tensor, directly or in nested
@@ -556,12 +560,29 @@ func (c *Checkpoint) Read(t Tensor) ([]byte, error) {
 
 	var src io.ReaderAt
 	base := l.lo // byte offset of the span start inside src
-	if s.zf == nil {
+	switch {
+	case s.zf == nil:
 		src = io.NewSectionReader(c.f, s.off, s.nbytes)
-	} else {
-		// Compressed entry: stream to the span and keep it in memory.
-		buf, err := c.readDeflated(s, l.lo, span)
+	case s.views > 1:
+		// a compressed storage shared by several views is inflated once,
+		// to an unlinked temporary file (disk, not memory)
+		f, err := c.inflateOnce(s)
 		if err != nil {
+			return nil, c.errf("tensor %s: %v", printable(t.Name), oneLine(err))
+		}
+		src = f
+	case contiguous:
+		// the only view: inflate straight into the result
+		if err := c.readDeflatedInto(s, l.lo, out); err != nil {
+			return nil, c.errf("tensor %s: %v", printable(t.Name), oneLine(err))
+		}
+		if c.bigEndian && t.elem > 1 {
+			swapBytes(out, int(t.elem))
+		}
+		return out, nil
+	default:
+		buf := make([]byte, span)
+		if err := c.readDeflatedInto(s, l.lo, buf); err != nil {
 			return nil, c.errf("tensor %s: %v", printable(t.Name), oneLine(err))
 		}
 		src, base = bytes.NewReader(buf), 0
@@ -588,21 +609,52 @@ func (c *Checkpoint) Read(t Tensor) ([]byte, error) {
 	return out, nil
 }
 
-// readDeflated decompresses bytes [lo, lo+n) of a compressed storage entry.
-func (c *Checkpoint) readDeflated(s *storage, lo, n int64) ([]byte, error) {
+// readDeflatedInto decompresses bytes [lo, lo+len(buf)) of a compressed
+// storage entry into buf, streaming (nothing else is held in memory).
+func (c *Checkpoint) readDeflatedInto(s *storage, lo int64, buf []byte) error {
 	rc, err := s.zf.Open()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rc.Close()
 	if _, err := io.CopyN(io.Discard, rc, lo); err != nil {
+		return err
+	}
+	_, err = io.ReadFull(rc, buf)
+	return err
+}
+
+// inflateOnce inflates a shared compressed storage to an unlinked
+// temporary file the first time one of its views is read; later views read
+// from it (linear time however many views there are, memory bounded by
+// the copy buffer).
+func (c *Checkpoint) inflateOnce(s *storage) (*os.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflated != nil {
+		return s.inflated, nil
+	}
+	f, err := os.CreateTemp("", "loratool-pt-*")
+	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(rc, buf); err != nil {
+	os.Remove(f.Name())
+	rc, err := s.zf.Open()
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	return buf, nil
+	defer rc.Close()
+	n, err := io.Copy(f, io.LimitReader(rc, s.nbytes))
+	if err == nil && n != s.nbytes {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.inflated = f
+	return f, nil
 }
 
 // isContiguous reports whether strides are row-major for shape (size-1
@@ -668,6 +720,12 @@ func swapBytes(b []byte, size int) {
 func (c *Checkpoint) Close() error {
 	if c == nil || c.f == nil {
 		return nil
+	}
+	for _, s := range c.storages {
+		if s.inflated != nil {
+			s.inflated.Close()
+			s.inflated = nil
+		}
 	}
 	err := c.f.Close()
 	c.f = nil
