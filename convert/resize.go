@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -55,7 +56,9 @@ type ResizeResult struct {
 // new rank (scale 1) and the delta is the truncated one.
 func Resize(in, out string, opt ResizeOptions) (*ResizeResult, error) {
 	res := &ResizeResult{Input: in, Output: out, Rule: opt.Rule.String()}
-	if err := resizeFile(in, out, opt, res); err != nil {
+	if err := resizeFile(in, out, opt, res); errors.Is(err, ErrNotLoRA) {
+		return res, fmt.Errorf("%s: %w", in, err)
+	} else if err != nil {
 		return res, fmt.Errorf("%s: %v", in, oneLine(err))
 	}
 	return res, nil
@@ -79,7 +82,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	}
 	an := lora.Analyze(trefs, meta)
 	if len(an.Modules) == 0 {
-		return fmt.Errorf("not a LoRA (no adapter tensors)")
+		return fmt.Errorf("%w (no adapter tensors)", ErrNotLoRA)
 	}
 	used := map[string]bool{}
 	var ts []outTensor

@@ -99,7 +99,10 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.IsSet("rank") || cmd.IsSet("rank-rule") {
 		return cliutil.Usage("--rank/--rank-rule apply to LoRA+LoRA merges (without --base)")
 	}
+	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json") || cmd.Bool("dry-run"))
+	bar.Phase("planning", 0)
 	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics")})
+	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)
 	}
@@ -135,9 +138,9 @@ func action(ctx context.Context, cmd *cli.Command) error {
 		}
 		plan.Unmatched = nil
 	}
-	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json"))
+	bar.Phase("merging", 0)
 	rep, err := plan.Execute(ctx, out, Options{DType: cmd.String("dtype"), Jobs: int(cmd.Int("jobs")), Overwrite: cmd.Bool("overwrite"), Version: Version,
-		Progress: func(n, total int64) { bar.Set(n) }})
+		Progress: bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)

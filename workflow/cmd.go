@@ -432,7 +432,7 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	bar := cliutil.NewBytesBar(0, "baking", cmd.Bool("quiet") || cmd.Bool("json"))
 	rep, err := plan.Execute(ctx, out, merge.Options{DType: cmd.String("dtype"), Overwrite: cmd.Bool("overwrite"), Version: merge.Version,
-		Progress: func(n, total int64) { bar.Set(n) }})
+		Progress: bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)

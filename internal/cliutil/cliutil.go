@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
 )
@@ -57,63 +56,4 @@ func (j *JSONLines) Write(v any) error {
 	defer j.mu.Unlock()
 	_, err = j.w.Write(append(b, '\n'))
 	return err
-}
-
-// Bar is a progress bar on stderr that is drawn only when stderr is a
-// terminal (and never with quiet); otherwise its methods do nothing.
-type Bar struct{ b *progressbar.ProgressBar }
-
-// NewBytesBar returns a byte-counting bar with speed and ETA.
-func NewBytesBar(total int64, desc string, quiet bool) *Bar {
-	if quiet || !StderrIsTerminal() {
-		return &Bar{}
-	}
-	return &Bar{b: progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionUseIECUnits(true),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetVisibility(true),
-	)}
-}
-
-// NewCountBar returns a bar counting items (files, modules).
-func NewCountBar(total int, desc string, quiet bool) *Bar {
-	if quiet || !StderrIsTerminal() {
-		return &Bar{}
-	}
-	return &Bar{b: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionClearOnFinish(),
-	)}
-}
-
-// Add advances the bar by n.
-func (b *Bar) Add(n int64) {
-	if b.b != nil {
-		b.b.Add64(n)
-	}
-}
-
-// Set moves the bar to n.
-func (b *Bar) Set(n int64) {
-	if b.b != nil {
-		b.b.Set64(n)
-	}
-}
-
-// Finish completes and clears the bar.
-func (b *Bar) Finish() {
-	if b.b != nil {
-		b.b.Finish()
-	}
 }
