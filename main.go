@@ -37,9 +37,7 @@ tensor.
 Exit status: 0 success, 1 failure, 2 bad usage.`,
 		Commands:       commands(),
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-			return cliutil.Usage("%v", err)
-		},
+		OnUsageError:   usageError,
 	}
 }
 
@@ -50,9 +48,7 @@ func commands() []*cli.Command {
 	var prepare func(cs []*cli.Command)
 	prepare = func(cs []*cli.Command) {
 		for _, c := range cs {
-			c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-				return cliutil.Usage("%v", err)
-			}
+			c.OnUsageError = usageError
 			// file names may contain commas: never split --lora a,b.safetensors
 			c.DisableSliceFlagSeparator = true
 			prepare(c.Commands)
@@ -78,7 +74,11 @@ func main() {
 }
 
 func run(args []string) int {
-	err := root().Run(context.Background(), args)
+	r := root()
+	err := checkCommand(r, args[1:])
+	if err == nil {
+		err = r.Run(context.Background(), args)
+	}
 	if err == nil {
 		return cliutil.ExitOK
 	}

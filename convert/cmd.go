@@ -240,7 +240,11 @@ Examples:
 					}
 				}
 			}
-			opt := Options{To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
+			opt := Options{To: to, DType: dt, Arch: archID, Approximate: cmd.Bool("approximate"),
 				Rank: int(cmd.Int("rank")), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {

@@ -79,12 +79,16 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 					return cliutil.Usage("extract needs --%s", f)
 				}
 			}
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
 			opt := Options{
 				Base: cmd.String("base"), Tuned: cmd.String("tuned"), Output: cmd.String("output"),
 				Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 				TextEncoders: cmd.Bool("text-encoders"), MinDiff: cmd.Float("min-diff"),
 				TEMinDiff: cmd.Float("te-min-diff"), Clamp: cmd.Float("clamp"),
-				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: cmd.String("arch"),
+				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: archID,
 				Overwrite: cmd.Bool("overwrite"), Workers: int(cmd.Int("workers")), PowerIters: powerIters(int(cmd.Int("power-iters"))),
 			}
 			if cmd.IsSet("conv-rank") {

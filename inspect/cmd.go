@@ -41,7 +41,11 @@ Examples:
 			if cmd.Args().Len() == 0 {
 				return cliutil.Usage("inspect needs at least one file or folder")
 			}
-			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), Alphas: cmd.Bool("alphas"), Arch: cmd.String("arch")}
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
+			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), Alphas: cmd.Bool("alphas"), Arch: archID}
 			files, bad := Expand(cmd.Args().Slice())
 			failed := len(bad)
 			out := cliutil.NewJSONLines(os.Stdout)

@@ -54,6 +54,7 @@ Examples:
 			&cli.StringFlag{Name: "arch", Usage: "the checkpoint's architecture, when detection cannot tell"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the mapping report (module → tensor/slice, algorithm, strength) and write nothing"},
 			&cli.BoolFlag{Name: "allow-unmatched", Usage: "apply what matches; still list LoRA tensors that match nothing"},
+			&cli.BoolFlag{Name: "force-arch", Usage: "merge a LoRA made for another architecture than the checkpoint's (refused by default)"},
 			&cli.BoolFlag{Name: "lycoris-semantics", Usage: "DoRA/OFT as LyCORIS defines them instead of ComfyUI's quirks (see docs/merge.md)"},
 			&cli.IntFlag{Name: "rank", Usage: "LoRA+LoRA merge: re-compress every module to this rank by SVD"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "LoRA+LoRA merge: dynamic rank, e.g. sv_fro:0.95, sv_ratio:20, sv_cumulative:0.9"},
@@ -81,6 +82,11 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.IsSet("strength-clip") {
 		sc = cmd.Float("strength-clip")
 	}
+	archID, err := cliutil.ArchFlag(cmd)
+	if err != nil {
+		return err
+	}
+	cmd.Set("arch", archID)
 	var inputs []Input
 	for _, l := range loras {
 		in, err := ParseInput(l, sm, sc)
@@ -94,6 +100,9 @@ func action(ctx context.Context, cmd *cli.Command) error {
 		return cliutil.Usage("merge needs -o OUTPUT (or --dry-run)")
 	}
 	if cmd.String("base") == "" {
+		if len(inputs) < 2 {
+			return cliutil.Usage("merge needs --base, or two or more --lora to merge LoRAs")
+		}
 		return loraMergeAction(ctx, cmd, inputs, out)
 	}
 	if cmd.IsSet("rank") || cmd.IsSet("rank-rule") {
@@ -101,7 +110,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json") || cmd.Bool("dry-run"))
 	bar.Phase("planning", 0)
-	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics")})
+	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics"), ForceArch: cmd.Bool("force-arch")})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)

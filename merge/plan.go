@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/loratool/loratool/arch"
@@ -28,17 +27,11 @@ type Input struct {
 // as long as what follows the last ':' is not a number.
 func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	in := Input{Path: s, StrengthModel: defModel, StrengthClip: defClip}
-	parts := strings.Split(s, ":")
-	var nums []float64
-	for len(parts) > 1 && len(nums) < 2 {
-		v, err := strconv.ParseFloat(parts[len(parts)-1], 64)
-		if err != nil {
-			break
-		}
-		nums = append([]float64{v}, nums...)
-		parts = parts[:len(parts)-1]
+	path, nums, err := splitSpec(s)
+	if err != nil {
+		return in, err
 	}
-	in.Path = strings.Join(parts, ":")
+	in.Path = path
 	if in.Path == "" {
 		return in, fmt.Errorf("--lora %q: no file name", s)
 	}
@@ -111,6 +104,9 @@ type PlanOptions struct {
 	ModelOnly bool   // apply only the diffusion-model part
 	// LyCORISSemantics turns off ComfyUI's DoRA / OFT quirks.
 	LyCORISSemantics bool
+	// ForceArch merges a LoRA detected as another architecture than the
+	// checkpoint's instead of refusing it.
+	ForceArch bool
 }
 
 // algoOf picks the adapter a module applies to its weight, following
@@ -248,6 +244,9 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 			continue
 		}
 		p.mapModule(i, m, opt)
+	}
+	if err := refuseOtherArch(in.Path, own, p.Arch, len(p.Unmatched) > unmatchedBefore, opt.ForceArch); err != nil {
+		return err
 	}
 	// a LoRA for another architecture: say so in one line instead of
 	// listing every tensor

@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
+
+	"github.com/loratool/loratool/arch"
 )
 
 // Exit codes.
@@ -56,4 +58,15 @@ func (j *JSONLines) Write(v any) error {
 	defer j.mu.Unlock()
 	_, err = j.w.Write(append(b, '\n'))
 	return err
+}
+
+// ArchFlag resolves the command's --arch value (an id or an alias such as
+// sd15, xl, flux-dev) to a registry id; an unknown name is bad usage
+// (exit 2) listing the ids. "" means: detect.
+func ArchFlag(cmd *cli.Command) (string, error) {
+	id, err := arch.ParseID(cmd.String("arch"))
+	if err != nil {
+		return "", Usage("--arch: %v", err)
+	}
+	return id, nil
 }
