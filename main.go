@@ -49,6 +49,9 @@ func commands() []*cli.Command {
 	prepare = func(cs []*cli.Command) {
 		for _, c := range cs {
 			c.OnUsageError = usageError
+			if c.Action != nil {
+				c.Action = jsonFailures(c.Action)
+			}
 			// file names may contain commas: never split --lora a,b.safetensors
 			c.DisableSliceFlagSeparator = true
 			prepare(c.Commands)

@@ -93,3 +93,42 @@ func valueHint(cmd *cli.Command, name, v string) string {
 	}
 	return "see --help"
 }
+
+// jsonFailures wraps a command's action so that with --json a failure
+// that printed no JSON yet (merge, extract, workflow bake) still prints one
+// {"file":…,"error":…} object; the file is the input the error names.
+func jsonFailures(a cli.ActionFunc) cli.ActionFunc {
+	return func(ctx context.Context, cmd *cli.Command) error {
+		err := a(ctx, cmd)
+		if err == nil || !hasFlag(cmd, "json") {
+			return err
+		}
+		var files []string
+		for _, f := range []string{"base", "tuned"} {
+			if hasFlag(cmd, f) {
+				files = append(files, cmd.String(f))
+			}
+		}
+		if hasFlag(cmd, "lora") {
+			for _, l := range cmd.StringSlice("lora") {
+				if in, e := merge.ParseInput(l, 1, 1); e == nil {
+					files = append(files, in.Path)
+				}
+			}
+		}
+		files = append(files, cmd.Args().Slice()...)
+		if hasFlag(cmd, "output") {
+			files = append(files, cmd.String("output"))
+		}
+		return cliutil.JSONFailure(cmd, err, files...)
+	}
+}
+
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}

@@ -162,7 +162,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
 		rep.Output, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), len(rep.Skipped), skippedSummary(rep.Skipped), rep.Seconds)
-	fmt.Fprintf(os.Stderr, "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
+	fmt.Fprint(os.Stderr, LossLine(rep))
 	if rep.Clamped > 0 {
 		fmt.Fprintf(os.Stderr, ", %d values saturated", rep.Clamped)
 	}

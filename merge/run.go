@@ -57,6 +57,8 @@ type Report struct {
 	WorstTensor     string  `json:"worst_tensor,omitempty"`
 	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
 	Clamped         int     `json:"clamped_values"`
+	// LossDType is the output dtype of the tensor that lost most.
+	LossDType    string `json:"loss_dtype,omitempty"`
 	BytesWritten    int64   `json:"bytes_written"`
 	Seconds         float64 `json:"seconds"`
 	DryRun          bool    `json:"dry_run,omitempty"`
@@ -294,6 +296,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 				e := math.Sqrt(r.stats.lost / r.stats.intended)
 				if e > worst {
 					worst, rep.WorstTensor, rep.WorstDeltaError = e, spec.Name, e
+					rep.LossDType = dtypeName(spec.DType)
 				}
 			}
 		}
@@ -308,8 +311,8 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	rep.Clamped = agg.clamped
 	rep.BytesWritten = w.FileSize()
 	rep.Seconds = time.Since(start).Seconds()
-	if rep.DeltaError > 0.5 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%.0f%% of the LoRA's change was lost to rounding in the output dtype; consider --dtype bf16 or fp16", 100*rep.DeltaError))
+	if w := lossWarning(rep, len(scaleOf) > 0); w != "" {
+		rep.Warnings = append(rep.Warnings, w)
 	}
 	return rep, nil
 }

@@ -453,7 +453,7 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintf(ew, "wrote %s: %s, %d patches on %d tensors from %d LoRA(s) of sampler %s (nodes %s), %.1f s\n",
 		out, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), st.SamplerID, strings.Join(baked, ", "), rep.Seconds)
-	fmt.Fprintf(ew, "delta kept by the output dtype: %.4g%% lost overall\n", 100*rep.DeltaError)
+	fmt.Fprintln(ew, merge.LossLine(rep))
 	for _, m := range rep.Warnings {
 		fmt.Fprintln(ew, "warning:", m)
 	}

@@ -4,9 +4,11 @@ package cliutil
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v3"
@@ -69,4 +71,33 @@ func ArchFlag(cmd *cli.Command) (string, error) {
 		return "", Usage("--arch: %v", err)
 	}
 	return id, nil
+}
+
+// JSONFailure makes a command that failed (exit 1) with --json still print
+// one JSON object, {"file":…,"error":…}, on stdout. file is the first of
+// candidates that the message starts with (the input the error is
+// about), else the first candidate. err is returned unchanged.
+func JSONFailure(cmd *cli.Command, err error, candidates ...string) error {
+	var ec cli.ExitCoder
+	if err == nil || !cmd.Bool("json") || !errors.As(err, &ec) || ec.ExitCode() != ExitFailed || ec.Error() == "" {
+		return err
+	}
+	msg := strings.TrimPrefix(ec.Error(), "loratool: ")
+	file := ""
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if file == "" || strings.HasPrefix(msg, c+":") {
+			file = c
+			if strings.HasPrefix(msg, c+":") {
+				break
+			}
+		}
+	}
+	NewJSONLines(os.Stdout).Write(struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}{file, msg})
+	return err
 }
