@@ -58,10 +58,10 @@ type Report struct {
 	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
 	Clamped         int     `json:"clamped_values"`
 	// LossDType is the output dtype of the tensor that lost most.
-	LossDType    string `json:"loss_dtype,omitempty"`
-	BytesWritten    int64   `json:"bytes_written"`
-	Seconds         float64 `json:"seconds"`
-	DryRun          bool    `json:"dry_run,omitempty"`
+	LossDType    string  `json:"loss_dtype,omitempty"`
+	BytesWritten int64   `json:"bytes_written"`
+	Seconds      float64 `json:"seconds"`
+	DryRun       bool    `json:"dry_run,omitempty"`
 }
 
 // outDType decides a tensor's output dtype.
