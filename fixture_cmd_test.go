@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -56,6 +58,7 @@ func cmdFixture(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("fixture: unknown option %q", o)
 		}
 	}
+	ts.Check(os.MkdirAll(filepath.Dir(path), 0o755))
 	var err error
 	switch kind {
 	case "lora":

@@ -212,10 +212,15 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		r.UnknownKeys = append(r.UnknownKeys, t.Key)
 	}
 	sort.Strings(r.UnknownKeys)
+	if note := forcedMismatch(an, forced, fit); note != "" {
+		r.Warnings = append(r.Warnings, note)
+	}
 	if len(fit.Unresolved) > 0 {
 		where := "any known architecture"
 		if fit.Arch != nil {
 			where = fit.Arch.ID
+		} else if forced != nil {
+			where = forced.ID
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules match no module of %s: ComfyUI would log \"lora key not loaded\" for their %d tensors", len(fit.Unresolved), len(an.Modules), where, countTensors(fit.Unresolved)))
 	}
