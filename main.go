@@ -49,6 +49,7 @@ func commands() []*cli.Command {
 	prepare = func(cs []*cli.Command) {
 		for _, c := range cs {
 			c.OnUsageError = usageError
+			tidyDefaults(c.Flags)
 			if c.Action != nil {
 				c.Action = jsonFailures(c.Action)
 			}

@@ -132,3 +132,19 @@ func hasFlag(cmd *cli.Command, name string) bool {
 	}
 	return false
 }
+
+// tidyDefaults hides the flag library's "(default: …)" where it misleads:
+// a zero that means "not given" (the usage says what happens then) and a
+// default the usage text already states, which would show twice.
+func tidyDefaults(flags []cli.Flag) {
+	for _, f := range flags {
+		switch x := f.(type) {
+		case *cli.IntFlag:
+			x.HideDefault = x.HideDefault || x.Value == 0 || strings.Contains(x.Usage, "(default")
+		case *cli.FloatFlag:
+			x.HideDefault = x.HideDefault || x.Value == 0 || strings.Contains(x.Usage, "(default")
+		case *cli.StringFlag:
+			x.HideDefault = x.HideDefault || strings.Contains(x.Usage, "(default")
+		}
+	}
+}

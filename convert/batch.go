@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/loratool/loratool/internal/cliutil"
+	"github.com/loratool/loratool/svd"
 )
 
 // ErrNotLoRA is the error of an input without adapter tensors; files that
@@ -120,4 +121,13 @@ func errFile(err error) string {
 		return pe.path
 	}
 	return ""
+}
+
+// convRank is the new rank of a k×k convolution module under --conv-rank:
+// that rank for a fixed rule, else the rule's choice capped by it.
+func convRank(opt ResizeOptions, spec []float64) int {
+	if opt.Rule.Kind == svd.RuleFixed {
+		return min(opt.ConvRank, len(spec))
+	}
+	return opt.Rule.Rank(spec, opt.ConvRank)
 }

@@ -305,6 +305,7 @@ Examples:
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "rank", Aliases: []string{"r"}, Usage: "new rank (with --rank-rule: the maximum)"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "sv_fro:F, sv_ratio:T, sv_cumulative:F or fixed:N"},
+			&cli.IntFlag{Name: "conv-rank", Usage: "rank (with --rank-rule: the cap) of k×k convolution modules (LoCon); kohya's --new_conv_rank (default: as --rank)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every module's report"},
 		}, batchFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
@@ -333,7 +334,10 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opt := ResizeOptions{Rule: rule, MaxRank: n, DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version}
+			if cmd.Int("conv-rank") < 0 {
+				return cliutil.Usage("--conv-rank must be positive")
+			}
+			opt := ResizeOptions{Rule: rule, MaxRank: n, ConvRank: int(cmd.Int("conv-rank")), DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version}
 			verbose := cmd.Bool("verbose")
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {

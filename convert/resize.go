@@ -20,6 +20,9 @@ type ResizeOptions struct {
 	// Rule chooses each module's rank; MaxRank caps it (0: no cap).
 	Rule    svd.Rule
 	MaxRank int
+	// ConvRank is the rank (with a dynamic rule: the cap) of k×k
+	// convolution modules (LoCon, Tucker); 0 treats them like the others.
+	ConvRank int
 	// DType converts the output (dtype.Invalid keeps the input's).
 	DType       dtype.DType
 	Approximate bool
@@ -301,6 +304,9 @@ func resizeModule(src source, refs map[string]srcTensor, m *lora.Module, opt Res
 		spec[i] *= math.Abs(scale)
 	}
 	k := opt.Rule.Rank(spec, opt.MaxRank)
+	if isConv := len(downShape) == 4 && downShape[2]*downShape[3] > 1; isConv && opt.ConvRank > 0 {
+		k = convRank(opt, spec)
+	}
 	if k < 1 {
 		k = 1
 	}

@@ -54,7 +54,7 @@ Examples:
 			failed := 0
 			asJSON := cmd.Bool("json")
 			out := cliutil.NewJSONLines(os.Stdout)
-			bar := cliutil.NewCountBar(len(files), "inspecting", asJSON || cmd.Bool("quiet") || len(files) < 2)
+			bar := inspectBar(files, &opt, asJSON || cmd.Bool("quiet"))
 			var table *Table
 			if cmd.Bool("table") && !asJSON {
 				table = NewTable(os.Stdout)
@@ -89,7 +89,12 @@ Examples:
 			if jobs <= 0 {
 				jobs = 2 * runtime.GOMAXPROCS(0)
 			}
-			Many(files, opt, jobs, func(r *Report) { bar.Add(1); emit(r) })
+			Many(files, opt, jobs, func(r *Report) {
+				if opt.Progress == nil {
+					bar.Add(1)
+				}
+				emit(r)
+			})
 			bar.Finish()
 			if table != nil {
 				table.Flush()

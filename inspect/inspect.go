@@ -25,6 +25,9 @@ type Options struct {
 	Stats  bool   // read every tensor: per-block norms, NaN/Inf counts
 	Hash   bool   // hash the file (one sequential read)
 	Arch   string // force an architecture id instead of detecting it
+	// Progress, when set, receives the bytes read by Stats and Hash as
+	// they are read (for a progress bar; called concurrently).
+	Progress func(bytes int64)
 }
 
 // File inspects one safetensors file. It never returns nil; on failure
@@ -104,6 +107,9 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 			readAlphas(r, func(key string) (float32, error) { return scalarAt(h, key, f.Bytes) }, an)
 		}
 		r.Stats = computeStats(f, an, fit, r.Kind == "lora")
+		if opt.Progress != nil {
+			opt.Progress(h.FileSize)
+		}
 		if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
 		}
@@ -129,7 +135,7 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 		alphaFromHeader(r, an)
 	}
 	if opt.Hash {
-		hs, err := hashFile(path, h.DataOffset)
+		hs, err := hashFileProgress(path, h.DataOffset, opt.Progress)
 		if err != nil {
 			r.Error = err.Error()
 			return r

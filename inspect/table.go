@@ -3,10 +3,13 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/loratool/loratool/internal/cliutil"
 )
 
 // Table writes one line per file (inspect --table): name, kind,
@@ -111,4 +114,29 @@ func (t *tally) summary() string {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return s + fmt.Sprintf(", %d failed", t.failed)
+}
+
+// inspectBar returns inspect's progress bar: bytes read when --hash or
+// --stats read whole files (the long part, even for one file), else files
+// done for a folder of several.
+func inspectBar(files []string, opt *Options, quiet bool) *cliutil.Bar {
+	if !opt.Hash && !opt.Stats {
+		return cliutil.NewCountBar(len(files), "inspecting", quiet || len(files) < 2)
+	}
+	var total int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	if opt.Hash && opt.Stats {
+		total *= 2
+	}
+	phase := "hashing"
+	if opt.Stats {
+		phase = "reading"
+	}
+	bar := cliutil.NewBytesBar(total, phase, quiet)
+	opt.Progress = bar.Add
+	return bar
 }
