@@ -50,11 +50,11 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 	if len(jobs) == 0 && len(errs) == 0 {
 		return cliutil.Fail("no input files found")
 	}
-	verb := "converted"
+	verb, phase := "converted", "converting"
 	if cmd.Name == "resize" {
-		verb = "resized"
+		verb, phase = "resized", "resizing"
 	}
-	bar := cliutil.NewUnitBar(len(jobs), verb[:len(verb)-1]+"ing", "files", quiet || asJSON || len(jobs) < 2)
+	bar := cliutil.NewUnitBar(len(jobs), phase, "files", quiet || len(jobs) < 2)
 	runBatch(jobs, int(cmd.Int("jobs")), func(j job) (any, error) {
 		r, err := fn(j)
 		if err != nil && j.walked && errors.Is(err, ErrNotLoRA) {
@@ -74,7 +74,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 				x.Output = ""
 			}
 			if asJSON {
-				out.Write(r)
+				bar.JSON(r)
 			} else {
 				bar.Println(os.Stderr, "loratool: "+err.Error())
 			}
@@ -83,7 +83,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 		if s, ok := r.(skipped); ok {
 			t.skipped++
 			if asJSON {
-				out.Write(s)
+				bar.JSON(s)
 			} else if !quiet {
 				bar.Println(os.Stdout, s.Input+": skipped (not a LoRA)")
 			}
@@ -91,7 +91,7 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 		}
 		t.done++
 		if asJSON {
-			out.Write(r)
+			bar.JSON(r)
 		} else if !quiet {
 			bar.Println(os.Stdout, text(r))
 		}

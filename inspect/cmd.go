@@ -53,8 +53,7 @@ Examples:
 			files, bad := Expand(cmd.Args().Slice())
 			failed := 0
 			asJSON := cmd.Bool("json")
-			out := cliutil.NewJSONLines(os.Stdout)
-			bar := inspectBar(files, &opt, asJSON || cmd.Bool("quiet"))
+			bar := inspectBar(files, &opt, cmd.Bool("quiet"))
 			var table *Table
 			if cmd.Bool("table") && !asJSON {
 				table = NewTable(os.Stdout)
@@ -67,7 +66,7 @@ Examples:
 				}
 				switch {
 				case asJSON:
-					out.Write(r)
+					bar.JSON(r)
 				case table != nil:
 					table.Add(r)
 				default:

@@ -1,6 +1,7 @@
 package cliutil
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -216,4 +217,15 @@ func (b *Bar) WriterProgress() func(written, total int64) {
 			b.Phase("fsync", 0)
 		}
 	}
+}
+
+// JSON writes v as one JSON line on stdout above the bar (JSON Lines
+// output with a bar on the same terminal stays whole).
+func (b *Bar) JSON(v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Println(os.Stdout, string(line))
+	return nil
 }
