@@ -258,7 +258,7 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 			applied++
 		}
 	}
-	if own.Arch != nil && own.Arch != p.Arch && applied*2 < len(an.Modules) && len(p.Unmatched) > unmatchedBefore {
+	if !opt.ForceArch && own.Arch != nil && own.Arch != p.Arch && applied*2 < len(an.Modules) && len(p.Unmatched) > unmatchedBefore {
 		also := false
 		for _, a := range own.Also {
 			also = also || a == p.Arch
@@ -456,7 +456,7 @@ func (p *Plan) Describe() []string {
 				n++
 			}
 		}
-		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, strength model %g clip %g", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, in.StrengthModel, in.StrengthClip))
+		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, %s", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, p.strengthsText(i)))
 	}
 	for _, pt := range p.Patches {
 		tgt := pt.Key

@@ -613,11 +613,11 @@ func dataHash(f *safetensors.File) (string, error) {
 }
 
 type mergedLoRA struct {
-	File          string  `json:"file"`
-	StrengthModel float64 `json:"strength_model"`
-	StrengthClip  float64 `json:"strength_clip"`
-	SHA256Data    string  `json:"sshs_model_hash"`
-	Architecture  string  `json:"architecture"`
+	File          string   `json:"file"`
+	StrengthModel float64  `json:"strength_model"`
+	StrengthClip  *float64 `json:"strength_clip,omitempty"` // only when text encoders were patched
+	SHA256Data    string   `json:"sshs_model_hash"`
+	Architecture  string   `json:"architecture"`
 }
 
 // outputMetadata keeps the base's metadata and records the merged LoRAs.
@@ -637,12 +637,13 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 			return nil, err
 		}
 		name := filepath.Base(in.Path)
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, SHA256Data: h, Architecture: p.LoRAArch[i]})
+		clip := p.appliedClip(i)
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: clip, SHA256Data: h, Architecture: p.LoRAArch[i]})
 		title := p.LoRAs[i].Metadata["modelspec.title"]
 		if title == "" {
 			title = strings.TrimSuffix(name, filepath.Ext(name))
 		}
-		titles = append(titles, fmt.Sprintf("%s:%g", title, in.StrengthModel))
+		titles = append(titles, mergedFromEntry(title, in.StrengthModel, p.mergedFromClip(i)))
 	}
 	var prev []mergedLoRA
 	if old := meta["loratool.merged_loras"]; old != "" {
