@@ -143,7 +143,7 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 		if stored := h.Metadata["sshs_model_hash"]; stored != "" {
 			m := strings.EqualFold(strings.TrimPrefix(stored, "0x"), hs.Data)
 			hs.SSHSMatches = &m
-			if !m {
+			if !m && !isEmptyHash(stored) {
 				r.Warnings = append(r.Warnings, "stored sshs_model_hash does not match the tensor data (the file was changed after it was hashed)")
 			}
 		}
@@ -487,7 +487,7 @@ func readAlphas(r *Report, scalar func(key string) (float32, error), an *lora.An
 		return
 	}
 	r.Alpha = &s
-	if s.Missing > 0 {
+	if s.Missing > 0 && !alphaFolded(r, s) {
 		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
 	}
 }
@@ -513,7 +513,7 @@ func alphaFromHeader(r *Report, an *lora.Analysis) {
 		s.NotRead = true
 	}
 	r.Alpha = &s
-	if s.Missing > 0 {
+	if s.Missing > 0 && !alphaFolded(r, s) {
 		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
 	}
 }

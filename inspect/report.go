@@ -31,11 +31,13 @@ type Report struct {
 	Metadata      map[string]string `json:"metadata"`
 	Training      map[string]string `json:"training,omitempty"`
 	TriggerWords  []string          `json:"trigger_words"`
-	Hashes        *Hashes           `json:"hashes,omitempty"`
-	Stats         *Stats            `json:"stats,omitempty"`
-	Warnings      []string          `json:"warnings"`
-	UnknownKeys   []string          `json:"unknown_keys"`
-	Error         string            `json:"error,omitempty"`
+	// TopTags are the most frequent caption tags (ss_tag_frequency).
+	TopTags     []string `json:"top_tags,omitempty"`
+	Hashes      *Hashes  `json:"hashes,omitempty"`
+	Stats       *Stats   `json:"stats,omitempty"`
+	Warnings    []string `json:"warnings"`
+	UnknownKeys []string `json:"unknown_keys"`
+	Error       string   `json:"error,omitempty"`
 }
 
 // MinMax is a range of integers.
