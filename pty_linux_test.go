@@ -155,6 +155,26 @@ func writeFixtures(t *testing.T, dir string) {
 	if _, err := fixture.WriteCheckpoint(filepath.Join(dir, "loras", "zz-model.safetensors"), fixture.CheckpointSpec{Arch: "sd1", Size: arch.Tiny, Seed: 2}); err != nil {
 		t.Fatal(err)
 	}
+	// a ComfyUI workflow over a models folder, for workflow bake
+	for _, d := range []string{"checkpoints", "loras"} {
+		if err := os.MkdirAll(filepath.Join(dir, "models", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fixture.WriteCheckpoint(filepath.Join(dir, "models", "checkpoints", "base.safetensors"), fixture.CheckpointSpec{Arch: "sd1", Size: arch.Tiny, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fixture.WriteLoRA(filepath.Join(dir, "models", "loras", "style.safetensors"), fixture.LoRASpec{Arch: "sd1", Size: arch.Tiny, Rank: 4, Alpha: 2, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	wf := `{"3": {"inputs": {"seed": 1, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal", "denoise": 1, "model": ["11", 0], "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["5", 0]}, "class_type": "KSampler"},
+"4": {"inputs": {"ckpt_name": "base.safetensors"}, "class_type": "CheckpointLoaderSimple"},
+"5": {"inputs": {"width": 512, "height": 512, "batch_size": 1}, "class_type": "EmptyLatentImage"},
+"6": {"inputs": {"text": "sks, a rose", "clip": ["11", 1]}, "class_type": "CLIPTextEncode"},
+"11": {"inputs": {"lora_name": "style.safetensors", "strength_model": 0.8, "strength_clip": 0.5, "model": ["4", 0], "clip": ["4", 1]}, "class_type": "LoraLoader"}}`
+	if err := os.WriteFile(filepath.Join(dir, "wf.json"), []byte(wf), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestProgressOnTerminal runs the real binary with stderr on a
@@ -176,6 +196,8 @@ func TestProgressOnTerminal(t *testing.T) {
 	}{
 		{"merge", false, []string{"merge", "--base", "base.safetensors", "--lora", "loras/l0.safetensors", "-o", "out.safetensors"},
 			[]string{"planning", "merging", "%"}, []string{"wrote out.safetensors: sd1,", "kept "}},
+		{"workflow bake", false, []string{"workflow", "bake", "wf.json", "--models-dir", "models", "-o", "models/checkpoints/baked.safetensors"},
+			[]string{"baking", "%"}, []string{"wrote models/checkpoints/baked.safetensors: sd1", "kept "}},
 		{"convert folder", true, []string{"convert", "--to", "comfy", "loras", "--out-dir", "conv", "-j", "1"},
 			[]string{"converting", "%", "files"}, nil},
 		{"inspect folder --hash", false, []string{"inspect", "loras", "--hash", "--json"},
@@ -250,6 +272,7 @@ func TestNoControlCodesWithoutTerminal(t *testing.T) {
 		{"resize", "loras", "--rank", "2", "--out-dir", "rs"},
 		{"inspect", "loras", "--hash", "--stats"},
 		{"extract", "--base", "base.safetensors", "--tuned", "out.safetensors", "-o", "ex.safetensors", "--rank", "2"},
+		{"workflow", "bake", "wf.json", "--models-dir", "models", "-o", "models/checkpoints/baked.safetensors"},
 	} {
 		cmd := exec.Command(os.Args[0], args...)
 		cmd.Dir = dir
