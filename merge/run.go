@@ -618,6 +618,7 @@ type mergedLoRA struct {
 	StrengthClip  *float64 `json:"strength_clip,omitempty"` // only when text encoders were patched
 	SHA256Data    string   `json:"sshs_model_hash"`
 	Architecture  string   `json:"architecture"`
+	LBW           string   `json:"lbw,omitempty"` // block weights (lbw= spec)
 }
 
 // outputMetadata keeps the base's metadata and records the merged LoRAs.
@@ -638,7 +639,7 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 		}
 		name := filepath.Base(in.Path)
 		clip := p.appliedClip(i)
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: clip, SHA256Data: h, Architecture: p.LoRAArch[i]})
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: clip, SHA256Data: h, Architecture: p.LoRAArch[i], LBW: in.LBW.spec()})
 		title := p.LoRAs[i].Metadata["modelspec.title"]
 		if title == "" {
 			title = strings.TrimSuffix(name, filepath.Ext(name))
