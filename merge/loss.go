@@ -58,8 +58,8 @@ func LossLine(rep *Report) string {
 }
 
 // lossWarning warns from LossWarnAt lost, with the fix: a wider dtype, or
-// keeping the base's scaled fp8 (whose per-tensor scales follow the
-// merged weights).
+// a scaled-fp8 base (whose per-tensor scales follow the merged weights);
+// a scaled-fp8 base already has them and cannot change dtype.
 func lossWarning(rep *Report, scaledBase bool) string {
 	if rep.DeltaError < LossWarnAt {
 		return ""
@@ -67,9 +67,9 @@ func lossWarning(rep *Report, scaledBase bool) string {
 	_, lost := keptLost(rep.DeltaError)
 	fix := "use --dtype bf16 (or fp16) for the output"
 	if scaledBase {
-		fix = "use --dtype bf16 for the output; the scaled-fp8 base's scales already follow the merged weights"
+		fix = "the scaled-fp8 output already has per-tensor scales (its dtype cannot change); to keep more, merge into a bf16 or fp16 version of the checkpoint"
 	} else if rep.LossDType == "fp8" || rep.LossDType == "fp8_e5m2" {
-		fix = "use --dtype bf16 for the output, or merge into a scaled-fp8 base (per-tensor scales keep small changes)"
+		fix = "use --dtype bf16 for the output, or merge into a scaled-fp8 version of the checkpoint (per-tensor scales keep small changes)"
 	}
 	return fmt.Sprintf("%s rounding lost %d%% of the LoRA's change; %s", orDefault(rep.LossDType, "the output dtype's"), lost, fix)
 }
