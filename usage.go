@@ -23,7 +23,8 @@ func checkCommand(root *cli.Command, args []string) error {
 			return nil
 		}
 		if a == "help" || a == "h" {
-			return nil
+			// `loratool help merg`: check the topic the same way
+			continue
 		}
 		var next *cli.Command
 		var names []string

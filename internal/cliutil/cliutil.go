@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
@@ -41,6 +42,10 @@ func Silent() error { return cli.Exit("", ExitFailed) }
 // StderrIsTerminal reports whether progress bars should be drawn.
 func StderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
+// jsonWritten counts the JSON lines written (JSONFailure adds none when a
+// command already reported its inputs).
+var jsonWritten atomic.Int64
+
 // JSONLines writes one JSON object per line, safe for concurrent use.
 type JSONLines struct {
 	mu sync.Mutex
@@ -59,6 +64,7 @@ func (j *JSONLines) Write(v any) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_, err = j.w.Write(append(b, '\n'))
+	jsonWritten.Add(1)
 	return err
 }
 
@@ -73,13 +79,13 @@ func ArchFlag(cmd *cli.Command) (string, error) {
 	return id, nil
 }
 
-// JSONFailure makes a command that failed (exit 1) with --json still print
-// one JSON object, {"file":…,"error":…}, on stdout. file is the first of
+// JSONFailure makes a command that failed (exit 1) with --json and printed
+// no JSON yet still print one JSON object, {"file":…,"error":…}, on stdout. file is the first of
 // candidates that the message starts with (the input the error is
 // about), else the first candidate. err is returned unchanged.
 func JSONFailure(cmd *cli.Command, err error, candidates ...string) error {
 	var ec cli.ExitCoder
-	if err == nil || !cmd.Bool("json") || !errors.As(err, &ec) || ec.ExitCode() != ExitFailed || ec.Error() == "" {
+	if err == nil || !cmd.Bool("json") || !errors.As(err, &ec) || ec.ExitCode() != ExitFailed || ec.Error() == "" || jsonWritten.Load() > 0 {
 		return err
 	}
 	msg := strings.TrimPrefix(ec.Error(), "loratool: ")

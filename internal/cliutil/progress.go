@@ -227,5 +227,6 @@ func (b *Bar) JSON(v any) error {
 		return err
 	}
 	b.Println(os.Stdout, string(line))
+	jsonWritten.Add(1)
 	return nil
 }
