@@ -25,17 +25,10 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// the shared corpus of real files; scenarios that need it skip
-	// without it ([!exists $CORPUS/...] skip)
-	corpus, err := filepath.Abs(filepath.Join("..", "shared", "corpus", "files"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "script"),
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("DEMO", demo)
-			env.Setenv("CORPUS", corpus)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){

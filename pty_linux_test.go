@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,9 @@ func writeFixtures(t *testing.T, dir string) {
 	}
 }
 
+// etaRE matches the bar's "[elapsed:remaining]" ETA.
+var etaRE = regexp.MustCompile(`\[[0-9hms.]+:[0-9hms.]+\]`)
+
 // TestProgressOnTerminal runs the real binary with stderr on a
 // pseudo-terminal: each long job draws a bar (phase name, percentage) and
 // leaves the screen clean — the final screen holds the result lines only,
@@ -195,11 +199,11 @@ func TestProgressOnTerminal(t *testing.T) {
 		final  []string // the final screen, line by line (regexp-free prefixes)
 	}{
 		{"merge", false, []string{"merge", "--base", "base.safetensors", "--lora", "loras/l0.safetensors", "-o", "out.safetensors"},
-			[]string{"planning", "merging", "%"}, []string{"wrote out.safetensors: sd1,", "kept "}},
+			[]string{"planning", "merging", "%", "B/s", "fsync"}, []string{"wrote out.safetensors: sd1,", "kept "}},
 		{"workflow bake", false, []string{"workflow", "bake", "wf.json", "--models-dir", "models", "-o", "models/checkpoints/baked.safetensors"},
 			[]string{"baking", "%"}, []string{"wrote models/checkpoints/baked.safetensors: sd1", "kept "}},
 		{"convert folder", true, []string{"convert", "--to", "comfy", "loras", "--out-dir", "conv", "-j", "1"},
-			[]string{"converting", "%", "files"}, nil},
+			[]string{"converting", "%", "files/s"}, nil},
 		{"inspect folder --hash", false, []string{"inspect", "loras", "--hash", "--json"},
 			[]string{"hashing", "%"}, []string{"7 inspected (6 LoRAs, 1 checkpoint), 0 failed"}},
 		{"extract", false, []string{"extract", "--base", "base.safetensors", "--tuned", "out.safetensors", "-o", "ex.safetensors", "--rank", "2"},
@@ -215,6 +219,9 @@ func TestProgressOnTerminal(t *testing.T) {
 				if !strings.Contains(tty, p) {
 					t.Errorf("no %q drawn on the terminal:\n%q", p, tty)
 				}
+			}
+			if !etaRE.MatchString(tty) {
+				t.Errorf("no [elapsed:left] ETA drawn:\n%q", tty)
 			}
 			if !strings.Contains(tty, "\r") {
 				t.Errorf("no bar redraw (\\r) on the terminal:\n%q", tty)
