@@ -98,7 +98,7 @@ func TestDeltaNorm2(t *testing.T) {
 		}
 		cases = append(cases, tc{"locon-tucker", &Module{Algo: LoRA, Tensors: map[string]*Tensor{RoleUp: up, RoleMid: mid, RoleDown: down}}, []int{6, 5, 3, 3}, norm2(w)})
 	}
-	for _, r := range []struct{ r1, r2, rows, cols int }{{2, 3, 30, 20}, {16, 16, 12, 10}} {
+	for _, r := range []struct{ r1, r2, rows, cols int }{{2, 3, 30, 20}, {2, 2, 200, 150}, {16, 16, 12, 10}} {
 		// LoHa: small ranks take the Gram path, large ones the streamed rows
 		a1, b1 := randT(rng, r.rows, r.r1), randT(rng, r.r1, r.cols)
 		a2, b2 := randT(rng, r.rows, r.r2), randT(rng, r.r2, r.cols)
@@ -178,5 +178,19 @@ func TestDeltaNorm2(t *testing.T) {
 	}
 	if _, err := DeltaNorm2(&Module{Algo: OFT, Tensors: map[string]*Tensor{}}, []int{2, 2}); err == nil {
 		t.Error("OFT: no error")
+	}
+}
+
+// TestLoHaPathsAgree: both LoHa evaluations give the same norm.
+func TestLoHaPathsAgree(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for _, r := range []struct{ r1, r2, rows, cols int }{{1, 1, 5, 7}, {3, 2, 40, 9}, {4, 4, 33, 65}} {
+		a1, b1 := randT(rng, r.rows, r.r1), randT(rng, r.r1, r.cols)
+		a2, b2 := randT(rng, r.rows, r.r2), randT(rng, r.r2, r.cols)
+		g := lohaGram(a1.Data, b1.Data, a2.Data, b2.Data, r.rows, r.cols, r.r1, r.r2)
+		s := lohaStream(a1.Data, b1.Data, a2.Data, b2.Data, r.rows, r.cols, r.r1, r.r2)
+		if math.Abs(g-s) > 1e-5*s {
+			t.Errorf("%v: Gram %.9g, streamed %.9g", r, g, s)
+		}
 	}
 }
