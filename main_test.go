@@ -32,7 +32,8 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"fixture": cmdFixture,
+			"fixture":     cmdFixture,
+			"variantfile": cmdVariantFile,
 		},
 	})
 }

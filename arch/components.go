@@ -58,7 +58,10 @@ func (m MapView) Sub(prefix string) MapView {
 type CheckpointInfo struct {
 	Arch     *Arch  // nil when the diffusion model is unknown or absent
 	Evidence string // decisive keys and shapes
-	Parts    []Part // sorted
+	// Variant names the declared variant whose whole table the file holds
+	// with its shapes ("" when none does, or none is declared).
+	Variant string
+	Parts   []Part // sorted
 	// Layout: "single-file" (prefixed components), "diffusion-model"
 	// (bare native names), "diffusers" (diffusers names), "text-encoder",
 	// "vae", or "unknown".
@@ -100,6 +103,9 @@ func DetectCheckpoint(keys MapView) CheckpointInfo {
 		}
 		if ok, ev := a.Detect(dm); ok {
 			info.Arch, info.Evidence = a, ev
+			if vi, ok := a.DetectVariant(dm); ok {
+				info.Variant = a.Variants()[vi].Name
+			}
 			parts[a.Part] = true
 			if info.Layout == "unknown" {
 				info.Layout = "diffusion-model"

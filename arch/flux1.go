@@ -18,10 +18,15 @@ var flux1Tiny = mmFlux{hidden: 32, heads: 2, mlp: 128, inCh: 64, outCh: 64,
 	ctx: 16, vec: 16, nDouble: 19, single: 38}
 
 func flux1Params(s Size) []Param {
-	d := flux1Dims
 	if s == Tiny {
-		d = flux1Tiny
+		return flux1Table(flux1Tiny, true)
 	}
+	return flux1Table(flux1Dims, true)
+}
+
+// flux1Table is one FLUX.1 model's table; guidance adds guidance_in
+// (dev, Kontext, Fill, Canny/Depth; not schnell).
+func flux1Table(d mmFlux, guidance bool) []Param {
 	h := d.hidden
 	var l mmParams
 	l.linear("img_in", h, d.inCh, true)
@@ -29,8 +34,10 @@ func flux1Params(s Size) []Param {
 	l.linear("time_in.out_layer", h, h, true)
 	l.linear("vector_in.in_layer", h, d.vec, true)
 	l.linear("vector_in.out_layer", h, h, true)
-	l.linear("guidance_in.in_layer", h, 256, true)
-	l.linear("guidance_in.out_layer", h, h, true)
+	if guidance {
+		l.linear("guidance_in.in_layer", h, 256, true)
+		l.linear("guidance_in.out_layer", h, h, true)
+	}
 	l.linear("txt_in", h, d.ctx, true)
 	for i := 0; i < d.nDouble; i++ {
 		d.doubleBlock(&l, "double_blocks."+mmI(i)+".", true)
@@ -94,7 +101,24 @@ func flux1Detect(v View) (bool, string) {
 	return true, ev + ": " + variant
 }
 
+// flux1Source is where the FLUX.1 widths were checked.
+const flux1Source = "ComfyUI comfy/model_detection.py @006dd0ae (hidden 3072, 24 heads, mlp_ratio 4, in_channels = img_in inputs / 4, guidance_embed from guidance_in); " +
+	"diffusers src/diffusers/models/transformers/transformer_flux.py @376297a7 (FluxTransformer2DModel)"
+
 func init() {
+	withIn := func(in int64) mmFlux { d := flux1Dims; d.inCh = in; return d }
+	registerVariants("flux1",
+		Variant{Name: "FLUX.1 dev", Width: 3072, Depth: "19 double + 38 single blocks", Only: "guidance_in", Source: flux1Source,
+			Params: func() []Param { return flux1Table(flux1Dims, true) }},
+		Variant{Name: "FLUX.1 Kontext", Width: 3072, Depth: "19 double + 38 single blocks", Only: "guidance_in (same tensors as dev)", Source: flux1Source,
+			Params: func() []Param { return flux1Table(flux1Dims, true) }},
+		Variant{Name: "FLUX.1 schnell", Width: 3072, Depth: "19 double + 38 single blocks", Only: "no guidance_in", Source: flux1Source,
+			Params: func() []Param { return flux1Table(flux1Dims, false) }},
+		Variant{Name: "FLUX.1 Fill", Width: 3072, Depth: "19 double + 38 single blocks", Only: "img_in [3072, 384] (96 input channels)", Source: flux1Source,
+			Params: func() []Param { return flux1Table(withIn(384), true) }},
+		Variant{Name: "FLUX.1 Canny/Depth", Width: 3072, Depth: "19 double + 38 single blocks", Only: "img_in [3072, 128] (32 input channels)", Source: flux1Source,
+			Params: func() []Param { return flux1Table(withIn(128), true) }},
+	)
 	Register(&Arch{
 		ID:                "flux1",
 		Name:              "FLUX.1",

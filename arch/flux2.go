@@ -16,26 +16,37 @@ type flux2Dims struct {
 	hidden, heads, mlp int64 // mlp: SwiGLU hidden width (3 × hidden)
 	inCh, ctx          int64
 	nDouble, nSingle   int
+	noGuidance         bool // klein: no guidance_in
 }
 
 var (
 	flux2Full = flux2Dims{hidden: 6144, heads: 48, mlp: 18432, inCh: 128, ctx: 15360, nDouble: 8, nSingle: 48}
 	flux2Tiny = flux2Dims{hidden: 32, heads: 2, mlp: 96, inCh: 128, ctx: 48, nDouble: 8, nSingle: 48}
+	// klein: 128-wide heads, mlp 3 × hidden, context = 3 stacked Qwen3
+	// layers (3 × 4096 for 9B's Qwen3-8B, 3 × 2560 for 4B's Qwen3-4B)
+	flux2Klein9B = flux2Dims{hidden: 4096, heads: 32, mlp: 12288, inCh: 128, ctx: 12288, nDouble: 8, nSingle: 24, noGuidance: true}
+	flux2Klein4B = flux2Dims{hidden: 3072, heads: 24, mlp: 9216, inCh: 128, ctx: 7680, nDouble: 5, nSingle: 20, noGuidance: true}
 )
 
 func flux2Params(s Size) []Param {
-	d := flux2Full
 	if s == Tiny {
-		d = flux2Tiny
+		return flux2Table(flux2Tiny)
 	}
+	return flux2Table(flux2Full)
+}
+
+// flux2Table is one FLUX.2 model's table.
+func flux2Table(d flux2Dims) []Param {
 	h, hd := d.hidden, d.hidden/d.heads
 	var l mmParams
 	l.linear("img_in", h, d.inCh, false)
 	l.linear("time_in.in_layer", h, 256, false)
 	l.linear("time_in.out_layer", h, h, false)
 	l.linear("txt_in", h, d.ctx, false)
-	l.linear("guidance_in.in_layer", h, 256, false)
-	l.linear("guidance_in.out_layer", h, h, false)
+	if !d.noGuidance {
+		l.linear("guidance_in.in_layer", h, 256, false)
+		l.linear("guidance_in.out_layer", h, h, false)
+	}
 	for i := 0; i < d.nDouble; i++ {
 		p := "double_blocks." + mmI(i) + "."
 		for _, s := range []string{"img", "txt"} {
@@ -142,7 +153,20 @@ func flux2Detect(v View) (bool, string) {
 	return true, ev + ": " + variant
 }
 
+// flux2Source is where the FLUX.2 widths were checked.
+const flux2Source = "diffusers src/diffusers/models/transformers/transformer_flux2.py @0047da10 (Flux2Transformer2DModel: 128-wide heads, mlp_ratio 3 SwiGLU, shared modulations); " +
+	"per-model configs (dev 48 heads 8+48 blocks joint 15360 guidance; klein 4B 24 heads 5+20 joint 7680; klein 9B 32 heads 8+24 joint 12288; klein without guidance) " +
+	"as VincentGourbin/flux-2-swift-mlx Sources/Flux2Core/Configuration/Flux2Config.swift @15dbdd52 mirrors them"
+
 func init() {
+	registerVariants("flux2",
+		Variant{Name: "FLUX.2 dev", Width: 6144, Depth: "8 double + 48 single blocks", Only: "guidance_in", Source: flux2Source,
+			Params: func() []Param { return flux2Table(flux2Full) }},
+		Variant{Name: "FLUX.2 klein 9B", Width: 4096, Depth: "8 double + 24 single blocks", Source: flux2Source,
+			Params: func() []Param { return flux2Table(flux2Klein9B) }},
+		Variant{Name: "FLUX.2 klein 4B", Width: 3072, Depth: "5 double + 20 single blocks", Source: flux2Source,
+			Params: func() []Param { return flux2Table(flux2Klein4B) }},
+	)
 	Register(&Arch{
 		ID:                "flux2",
 		Name:              "FLUX.2",

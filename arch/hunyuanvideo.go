@@ -21,6 +21,7 @@ import (
 type hunyuanDimsB struct {
 	hidden, headDim, mlp, ctx, vec, in, out, freq int64
 	double, single, refiner                       int
+	v15                                           bool // HunyuanVideo 1.5: patch 1, no vector_in/guidance_in, cond_type_embedding
 }
 
 func hunyuanDims(s Size) hunyuanDimsB {
@@ -30,19 +31,29 @@ func hunyuanDims(s Size) hunyuanDimsB {
 	return hunyuanDimsB{hidden: 3072, headDim: 128, mlp: 12288, ctx: 4096, vec: 768, in: 16, out: 16, freq: 256, double: 20, single: 40, refiner: 2}
 }
 
-func hunyuanVideoParams(s Size) []Param {
-	d := hunyuanDims(s)
+func hunyuanVideoParams(s Size) []Param { return hunyuanTable(hunyuanDims(s)) }
+
+// hunyuanTable is one HunyuanVideo model's table.
+func hunyuanTable(d hunyuanDimsB) []Param {
 	h := d.hidden
 	var t tableB
-	t.add("img_in.proj.weight", h, d.in, 1, 2, 2)
+	patch := []int64{1, 2, 2}
+	if d.v15 {
+		patch = []int64{1, 1, 1}
+	}
+	t.add("img_in.proj.weight", h, d.in, patch[0], patch[1], patch[2])
 	t.add("img_in.proj.bias", h)
 	mlpEmbed := func(p string, in int64) {
 		t.linear(p+".in_layer", h, in, true)
 		t.linear(p+".out_layer", h, h, true)
 	}
 	mlpEmbed("time_in", d.freq)
-	mlpEmbed("vector_in", d.vec)
-	mlpEmbed("guidance_in", d.freq)
+	if d.v15 {
+		t.add("cond_type_embedding.weight", 3, h)
+	} else {
+		mlpEmbed("vector_in", d.vec)
+		mlpEmbed("guidance_in", d.freq)
+	}
 	t.linear("txt_in.input_embedder", h, d.ctx, true)
 	mlpEmbed("txt_in.t_embedder", d.freq)
 	mlpEmbed("txt_in.c_embedder", d.ctx)
@@ -76,7 +87,7 @@ func hunyuanVideoParams(s Size) []Param {
 		t.scale(p+"norm.key_norm", d.headDim)
 		t.linear(p+"modulation.lin", 3*h, h, true)
 	}
-	t.linear("final_layer.linear", 4*d.out, h, true)
+	t.linear("final_layer.linear", patch[0]*patch[1]*patch[2]*d.out, h, true)
 	t.linear("final_layer.adaLN_modulation.1", 2*h, h, true)
 	return t.ps
 }
@@ -228,7 +239,23 @@ func detectHunyuanVideo(v View) (bool, string) {
 		v.Count("double_blocks."), v.Count("single_blocks."), variant)
 }
 
+// hunyuanSource is where the HunyuanVideo widths were checked.
+const hunyuanSource = "diffusers src/diffusers/models/transformers/transformer_hunyuan_video.py @ed6847a1 (1.0: 24 heads × 128, 20 double + 40 single blocks, mlp_ratio 4) and " +
+	"transformer_hunyuan_video15.py @0687a407 (1.5: 16 heads × 128 = 2048, 54 dual-stream blocks, no single blocks, in 65, out 32, patch 1, Qwen2.5-VL 3584 text features)"
+
 func init() {
+	v10 := hunyuanDims(Full)
+	v10i2v := v10
+	v10i2v.in = 33
+	v15 := hunyuanDimsB{hidden: 2048, headDim: 128, mlp: 8192, ctx: 3584, in: 65, out: 32, freq: 256, double: 54, refiner: 2, v15: true}
+	registerVariants("hunyuan-video",
+		Variant{Name: "HunyuanVideo 1.0 T2V", Width: 3072, Depth: "20 double + 40 single blocks", Only: "vector_in (CLIP-L pooled), guidance_in", Source: hunyuanSource,
+			Params: func() []Param { return hunyuanTable(v10) }},
+		Variant{Name: "HunyuanVideo 1.0 I2V", Width: 3072, Depth: "20 double + 40 single blocks", Only: "img_in input 33 channels", Source: hunyuanSource,
+			Params: func() []Param { return hunyuanTable(v10i2v) }},
+		Variant{Name: "HunyuanVideo 1.5", Width: 2048, Depth: "54 double blocks", Only: "cond_type_embedding (also byt5_in, vision_in, not in the table); no single blocks, no vector_in/guidance_in", Source: hunyuanSource,
+			Params: func() []Param { return hunyuanTable(v15) }, Adds: true},
+	)
 	Register(&Arch{
 		ID:                "hunyuan-video",
 		Name:              "HunyuanVideo",

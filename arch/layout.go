@@ -81,6 +81,9 @@ func (a *Arch) LoRAPrefix(t Target, format string) (string, error) {
 		}
 		return "", fmt.Errorf("unknown LoRA format %q", format)
 	}
+	if name, ok := rawParamPrefix(a, t, format); ok {
+		return name, nil
+	}
 	foreign := ""
 	for _, al := range a.DiffusersNames(module) {
 		if sameSlice(al.Slice, t.Slice) {

@@ -26,8 +26,10 @@ func qwenImageDims(s Size) qwenDimsB {
 	return qwenDimsB{dim: 3072, headDim: 128, mlp: 12288, joint: 3584, in: 64, out: 16, freq: 256, layers: 60}
 }
 
-func qwenImageParams(s Size) []Param {
-	d := qwenImageDims(s)
+func qwenImageParams(s Size) []Param { return qwenImageTable(qwenImageDims(s)) }
+
+// qwenImageTable is one Qwen-Image model's table.
+func qwenImageTable(d qwenDimsB) []Param {
 	c := d.dim
 	var t tableB
 	t.linear("time_text_embed.timestep_embedder.linear_1", c, d.freq, true)
@@ -78,7 +80,16 @@ func detectQwenImage(v View) (bool, string) {
 		v.Count("transformer_blocks."), variant)
 }
 
+// qwenSource is where the Qwen-Image widths were checked.
+const qwenSource = "diffusers src/diffusers/models/transformers/transformer_qwenimage.py @0052f58c (QwenImageTransformer2DModel: 60 layers, 24 heads × 128, joint_attention_dim 3584, in_channels 64, out_channels 16)"
+
 func init() {
+	full := func() []Param { return qwenImageTable(qwenImageDims(Full)) }
+	registerVariants("qwen-image",
+		Variant{Name: "Qwen-Image", Width: 3072, Depth: "60 blocks", Source: qwenSource, Params: full},
+		Variant{Name: "Qwen-Image-Edit", Width: 3072, Depth: "60 blocks", Only: "none: the same tensors as Qwen-Image (Edit-2511 adds the marker __index_timestep_zero__)",
+			Source: qwenSource, Params: full},
+	)
 	Register(&Arch{
 		ID:                "qwen-image",
 		Name:              "Qwen-Image",

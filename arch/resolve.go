@@ -61,7 +61,11 @@ type entry struct {
 type nameIndex struct {
 	dotted map[string]*entry
 	flat   map[string]*entry
-	lax    bool // no table: accept any name (LLM encoders)
+	// raw addresses every parameter that is not a ".weight" by its full
+	// name (norm "X.scale", "X.bias", Wan's "blocks.N.modulation"), the
+	// way ComfyUI's key map lets "diffusion_model.<param>" address it.
+	raw map[string]*entry
+	lax bool // no table: accept any name (LLM encoders)
 }
 
 func (ix *nameIndex) put(name string, e *entry) {
@@ -87,10 +91,13 @@ func sameSlice(a, b *Slice) bool {
 	return *a == *b
 }
 
-// buildIndex indexes modules (parameter names without .weight/.bias/.scale,
-// or raw parameter names) and aliases.
+// buildIndex indexes modules (parameter names without .weight) and
+// aliases by name, and every other parameter by its full name (raw). As in
+// ComfyUI's key map, a module path addresses a parameter only through its
+// ".weight": "X.query_norm" is not a name for "X.query_norm.scale" (the
+// foreign aliases of such parameters, e.g. diffusers' attn.norm_q, are).
 func buildIndex(params []Param, aliases []Alias) *nameIndex {
-	ix := &nameIndex{dotted: map[string]*entry{}, flat: map[string]*entry{}}
+	ix := &nameIndex{dotted: map[string]*entry{}, flat: map[string]*entry{}, raw: map[string]*entry{}}
 	byModule := map[string]*entry{}
 	var order []string
 	for _, p := range params {
@@ -110,9 +117,14 @@ func buildIndex(params []Param, aliases []Alias) *nameIndex {
 		if e.param == "" || rank < paramRank(e.param) {
 			e.param, e.shape = p.Name, p.Shape
 		}
+		if suffix != "weight" {
+			ix.raw[p.Name] = &entry{module: mod, param: p.Name, shape: p.Shape}
+		}
 	}
 	for _, m := range order {
-		ix.put(m, byModule[m])
+		if e := byModule[m]; strings.HasSuffix(e.param, ".weight") {
+			ix.put(m, e)
+		}
 	}
 	for _, a := range aliases {
 		base := byModule[a.Target]
@@ -163,7 +175,8 @@ func (a *Arch) index() *archIndex {
 	if a.Aliases != nil {
 		aliases = a.Aliases()
 	}
-	ix := &archIndex{dm: buildIndex(a.Params(Full), aliases)}
+	full := a.Params(Full)
+	ix := &archIndex{dm: buildIndex(append(full, a.variantOnlyParams(full)...), aliases)}
 	for _, e := range a.Encoders {
 		ix.encDotted = append(ix.encDotted, append([]string{"text_encoders." + e.Comfy + ".transformer.", "text_encoders." + e.Comfy + "."}, e.Diffusers...))
 	}
@@ -227,6 +240,11 @@ func (a *Arch) Resolve(prefix string) (Target, bool) {
 				}
 			}
 		}
+		if !eix.lax {
+			if t, ok := comfyCLIPPrefixes(a, &a.Encoders[i], eix, prefix); ok {
+				return t, true
+			}
+		}
 		for _, dp := range ix.encDotted[i] {
 			if rest, ok := strings.CutPrefix(prefix, dp); ok {
 				conv := "comfy"
@@ -257,6 +275,11 @@ func (a *Arch) Resolve(prefix string) (Target, bool) {
 		if t, ok := mk(ix.dm.dotted[rest], a.Part, DiffusionModel, dp.convention); ok {
 			return t, true
 		}
+		if dp.convention == "comfy" || dp.convention == "bare" {
+			if t, ok := mk(ix.dm.raw[rest], a.Part, DiffusionModel, dp.convention); ok {
+				return t, true
+			}
+		}
 		// legacy diffusers attention processors: "...attn1.processor.to_q",
 		// "...processor.to_out" for "...to_out.0"
 		if strings.Contains(rest, ".processor.") {
@@ -286,24 +309,35 @@ func (a *Arch) NativeParams() map[string][]int64 {
 type Candidate struct {
 	Arch             *Arch
 	Resolved         int // modules resolved by name
-	ShapeFit         int // of those, modules whose shapes are consistent
-	ShapeKnown       int // modules whose shape could be checked
+	ShapeFit         int // of those, modules whose shapes are consistent (best variant)
+	ShapeKnown       int // modules whose shape could be checked (best variant)
 	DiffusionModules int // resolved modules of the diffusion model
+	// Variant is the index of the best-fitting variant (-1: the
+	// architecture declares none); VariantFit and VariantKnown hold every
+	// variant's counts, in Variants() order.
+	Variant      int
+	VariantFit   []int
+	VariantKnown []int
 	// Pruned: evaluation stopped once the architecture could no longer
 	// match the best candidate; its counts are partial.
 	Pruned bool
 }
 
-// Rank orders candidates: most modules resolved, then most shape fits,
-// then fewest shape misfits, then registry priority.
+// Rank orders candidates: most modules whose names and shapes both fit,
+// then most modules resolved by name, then fewest shape misfits, then
+// registry priority. A candidate whose shapes fit therefore always wins
+// over one whose names fit but whose shapes don't.
 func Rank(cs []Candidate) {
 	sort.SliceStable(cs, func(i, j int) bool {
 		a, b := cs[i], cs[j]
+		if a.ShapeFit != b.ShapeFit {
+			return a.ShapeFit > b.ShapeFit
+		}
 		if a.Resolved != b.Resolved {
 			return a.Resolved > b.Resolved
 		}
-		if a.ShapeFit != b.ShapeFit {
-			return a.ShapeFit > b.ShapeFit
+		if ma, mb := a.ShapeKnown-a.ShapeFit, b.ShapeKnown-b.ShapeFit; ma != mb {
+			return ma < mb
 		}
 		return a.Arch.Priority < b.Arch.Priority
 	})

@@ -8,31 +8,41 @@ import "strconv"
 // ln_k), pos_embed 192 × 192, the last block's context_block pre-only
 // (adaLN 2 × hidden, qkv and qk-norm, no proj or MLP).
 //
-// SD3-Medium (24 blocks, hidden 1536, no qk-norm) uses a subset of these
-// names. SD3.5-Medium additionally has x_block.attn2 (a second, image-only
-// self-attention: qkv, ln_q, ln_k, proj) in its first 13 blocks; Large has
-// none, so Full has no attn2 tensors and the diffusers attn2.* aliases of
-// ComfyUI's mmdit_to_diffusers are left out (an alias must target a
-// parameter of Full). SD3.5-Medium attn2 LoRAs therefore do not resolve
-// against this table; their widths (1536) do not fit Full anyway.
+// SD3 Medium (24 blocks, hidden 1536, no qk-norm) uses a subset of these
+// names. SD3.5 Medium additionally has x_block.attn2 (a second, image-only
+// self-attention: qkv, ln_q, ln_k, proj; adaLN 9 × hidden) in its first 13
+// blocks; Large has none, so Full has no attn2 tensors. The variants below
+// (sd3Variants) carry each model's own table; the attn2 parameters and
+// their diffusers aliases come from SD3.5 Medium's.
 
 type sd3Dims struct {
 	hidden, heads, depth int64
 	posN                 int64 // pos_embed positions (max_size²)
 	ctx, adm             int64 // context_embedder and y_embedder inputs
+	qk                   bool  // RMS qk-norm (attn.ln_q / ln_k): SD3.5
+	attn2                int64 // blocks 0..attn2-1 have x_block.attn2 (SD3.5 Medium)
 }
 
 var (
-	sd3Full = sd3Dims{hidden: 2432, heads: 38, depth: 38, posN: 192 * 192, ctx: 4096, adm: 2048}
+	sd3Full = sd3Dims{hidden: 2432, heads: 38, depth: 38, posN: 192 * 192, ctx: 4096, adm: 2048, qk: true}
 	// Tiny: y_embedder input = Tiny CLIP-L + CLIP-G pooled widths (16 + 16)
-	sd3Tiny = sd3Dims{hidden: 32, heads: 2, depth: 38, posN: 8 * 8, ctx: 16, adm: 32}
+	sd3Tiny = sd3Dims{hidden: 32, heads: 2, depth: 38, posN: 8 * 8, ctx: 16, adm: 32, qk: true}
+	// SD3 Medium: 24 × 64 wide, pos_embed_max_size 192, no qk-norm.
+	sd3Medium = sd3Dims{hidden: 1536, heads: 24, depth: 24, posN: 192 * 192, ctx: 4096, adm: 2048}
+	// SD3.5 Medium: 24 × 64 wide, pos_embed_max_size 384, qk-norm, attn2
+	// (dual attention) in blocks 0-12.
+	sd35Medium = sd3Dims{hidden: 1536, heads: 24, depth: 24, posN: 384 * 384, ctx: 4096, adm: 2048, qk: true, attn2: 13}
 )
 
 func sd3Params(s Size) []Param {
-	d := sd3Full
 	if s == Tiny {
-		d = sd3Tiny
+		return sd3Table(sd3Tiny)
 	}
+	return sd3Table(sd3Full)
+}
+
+// sd3Table is the MMDiT(-X) parameter table for one set of dimensions.
+func sd3Table(d sd3Dims) []Param {
 	h, hd := d.hidden, d.hidden/d.heads
 	var l mmParams
 	l.add("x_embedder.proj.weight", h, 16, 2, 2)
@@ -48,16 +58,29 @@ func sd3Params(s Size) []Param {
 		p := "joint_blocks." + strconv.FormatInt(i, 10) + "."
 		for _, b := range []string{"context_block.", "x_block."} {
 			pre := last && b == "context_block."
+			dual := b == "x_block." && i < d.attn2
 			l.linear(p+b+"attn.qkv", 3*h, h, true)
-			l.add(p+b+"attn.ln_q.weight", hd)
-			l.add(p+b+"attn.ln_k.weight", hd)
-			if !pre {
+			if d.qk {
+				l.add(p+b+"attn.ln_q.weight", hd)
+				l.add(p+b+"attn.ln_k.weight", hd)
+			}
+			switch {
+			case pre:
+				l.linear(p+b+"adaLN_modulation.1", 2*h, h, true)
+			case dual:
+				l.linear(p+b+"attn.proj", h, h, true)
+				l.linear(p+b+"attn2.qkv", 3*h, h, true)
+				l.add(p+b+"attn2.ln_q.weight", hd)
+				l.add(p+b+"attn2.ln_k.weight", hd)
+				l.linear(p+b+"attn2.proj", h, h, true)
+				l.linear(p+b+"mlp.fc1", 4*h, h, true)
+				l.linear(p+b+"mlp.fc2", h, 4*h, true)
+				l.linear(p+b+"adaLN_modulation.1", 9*h, h, true)
+			default:
 				l.linear(p+b+"attn.proj", h, h, true)
 				l.linear(p+b+"mlp.fc1", 4*h, h, true)
 				l.linear(p+b+"mlp.fc2", h, 4*h, true)
 				l.linear(p+b+"adaLN_modulation.1", 6*h, h, true)
-			} else {
-				l.linear(p+b+"adaLN_modulation.1", 2*h, h, true)
 			}
 		}
 	}
@@ -67,12 +90,21 @@ func sd3Params(s Size) []Param {
 }
 
 // sd3Aliases is ComfyUI's mmdit_to_diffusers (depth 38, q/k/v slices of
-// 64 × depth = hidden rows) without the attn2 entries (see above) and
-// without the last block's context-side proj/MLP, which do not exist.
+// 64 × depth = hidden rows) without the last block's context-side
+// proj/MLP, which do not exist. The attn2 entries address SD3.5 Medium's
+// parameters, so their slices are of its width (1536).
 func sd3Aliases() []Alias {
 	d := sd3Full
 	h := d.hidden
 	var l mmAliases
+	for i := int64(0); i < sd35Medium.attn2; i++ {
+		f := "transformer_blocks." + strconv.FormatInt(i, 10) + "."
+		t := "joint_blocks." + strconv.FormatInt(i, 10) + ".x_block."
+		l.qkvSlices(f+"attn2.to_q", f+"attn2.to_k", f+"attn2.to_v", t+"attn2.qkv", sd35Medium.hidden)
+		l.add(f+"attn2.to_out.0", t+"attn2.proj")
+		l.add(f+"attn2.norm_q", t+"attn2.ln_q")
+		l.add(f+"attn2.norm_k", t+"attn2.ln_k")
+	}
 	for i := int64(0); i < d.depth; i++ {
 		last := i == d.depth-1
 		f := "transformer_blocks." + strconv.FormatInt(i, 10) + "."
@@ -141,7 +173,19 @@ func sd3Detect(v View) (bool, string) {
 	return true, ev + ": " + variant
 }
 
+// sd3Source is where the SD3 widths were checked.
+const sd3Source = "ComfyUI comfy/model_detection.py @006dd0ae (depth = x_embedder rows / 64, qk_norm from ln_q, x_block_self_attn_layers from attn2 keys); " +
+	"diffusers src/diffusers/models/transformers/sd3_transformer_2d.py @19f35ad5 (dual_attention_layers, 9-way SD35AdaLayerNormZeroX)"
+
 func init() {
+	registerVariants("sd3",
+		Variant{Name: "SD3 Medium", Width: 1536, Depth: "24 joint blocks", Source: sd3Source,
+			Params: func() []Param { return sd3Table(sd3Medium) }},
+		Variant{Name: "SD3.5 Medium", Width: 1536, Depth: "24 joint blocks", Only: "x_block.attn2 (qkv, ln_q, ln_k, proj) and 9-way adaLN in blocks 0-12; attn.ln_q/ln_k; pos_embed 384²",
+			Source: sd3Source, Params: func() []Param { return sd3Table(sd35Medium) }, Adds: true},
+		Variant{Name: "SD3.5 Large", Width: 2432, Depth: "38 joint blocks", Only: "attn.ln_q/ln_k (qk-norm)", Source: sd3Source,
+			Params: func() []Param { return sd3Table(sd3Full) }},
+	)
 	Register(&Arch{
 		ID:                "sd3",
 		Name:              "Stable Diffusion 3 / 3.5",

@@ -12,7 +12,14 @@ var sdxlUNet = unetConfig{
 	admIn:               2816,
 }
 
+// sdxlSource is where the SDXL widths were checked.
+const sdxlSource = "ComfyUI comfy/model_detection.py @006dd0ae (model_channels = input_blocks.0.0 rows, context_dim = attn2.to_k inputs, adm_in_channels = label_emb inputs) and comfy/supported_models.py @005e3702 (SDXL: 320, transformer_depth [0,0,2,2,10,10], context 2048, adm 2816; SDXLRefiner: 384, [0,0,4,4,4,4,0,0], context 1280, adm 2560)"
+
 func init() {
+	registerVariants("sdxl", Variant{Name: "SDXL base", Width: 320, Depth: "transformer depth [0,0,2,2,10,10]", Source: sdxlSource,
+		Params: func() []Param { return sdxlUNet.size(Full).params(nil) }})
+	registerVariants("sdxl-refiner", Variant{Name: "SDXL refiner", Width: 384, Depth: "transformer depth [0,0,4,4,4,4,0,0]", Source: sdxlSource,
+		Params: func() []Param { return sdxlRefinerUNet.size(Full).params(nil) }})
 	Register(&Arch{
 		ID: "sdxl", Name: "Stable Diffusion XL 1.0 (base)", Part: UNet, Priority: 3,
 		Params:            func(s Size) []Param { return sdxlUNet.size(s).params(nil) },

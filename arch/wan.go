@@ -34,8 +34,12 @@ func wanDims(s Size) wanDimsB {
 	return wanDimsB{dim: 5120, ffn: 13824, text: 4096, freq: 256, in: 36, out: 16, img: 1280, layers: 40}
 }
 
-func wanParams(s Size) []Param {
-	d := wanDims(s)
+func wanParams(s Size) []Param { return wanTable(wanDims(s), true) }
+
+// wanTable is one Wan model's table; clip adds the CLIP-image extras of
+// the Wan 2.1 I2V/FLF2V models (cross_attn.k_img/v_img/norm_k_img,
+// img_emb.proj.*).
+func wanTable(d wanDimsB, clip bool) []Param {
 	c := d.dim
 	var t tableB
 	t.add("patch_embedding.weight", c, d.in, 1, 2, 2)
@@ -55,19 +59,23 @@ func wanParams(s Size) []Param {
 			t.weight(p+at+".norm_q", c)
 			t.weight(p+at+".norm_k", c)
 		}
-		t.linear(p+"cross_attn.k_img", c, c, true)
-		t.linear(p+"cross_attn.v_img", c, c, true)
-		t.weight(p+"cross_attn.norm_k_img", c)
+		if clip {
+			t.linear(p+"cross_attn.k_img", c, c, true)
+			t.linear(p+"cross_attn.v_img", c, c, true)
+			t.weight(p+"cross_attn.norm_k_img", c)
+		}
 		t.norm(p+"norm3", c)
 		t.linear(p+"ffn.0", d.ffn, c, true)
 		t.linear(p+"ffn.2", c, d.ffn, true)
 	}
 	t.linear("head.head", 4*d.out, c, true)
 	t.add("head.modulation", 1, 2, c)
-	t.norm("img_emb.proj.0", d.img)
-	t.linear("img_emb.proj.1", d.img, d.img, true)
-	t.linear("img_emb.proj.3", c, d.img, true)
-	t.norm("img_emb.proj.4", c)
+	if clip {
+		t.norm("img_emb.proj.0", d.img)
+		t.linear("img_emb.proj.1", d.img, d.img, true)
+		t.linear("img_emb.proj.3", c, d.img, true)
+		t.norm("img_emb.proj.4", c)
+	}
 	return t.ps
 }
 
@@ -161,7 +169,28 @@ func detectWan(v View) (bool, string) {
 		keyEvidenceB(v, key), dim, shapeB(v.Shape("patch_embedding.weight")), inDim, outDim, layers, ffn, size, strings.Join(kind, ", "))
 }
 
+// wanSource is where the Wan widths were checked.
+const wanSource = "Alibaba's Wan configs as copied in ml-explore/mlx-examples video/Wan2.1/wan/configs/wan_{t2v_1_3B,t2v_14B,i2v_14B}.py and " +
+	"video/Wan2.2/wan/configs/wan_{t2v_A14B,i2v_A14B}.py @5dae592b, wan_ti2v_5B.py @3b25af07 (dim, ffn_dim, num_heads, num_layers; " +
+	"only Wan 2.1 I2V loads a CLIP image encoder, hence k_img/v_img and img_emb)"
+
 func init() {
+	w := func(dim, ffn int64, layers int, in, out int64) wanDimsB {
+		return wanDimsB{dim: dim, ffn: ffn, text: 4096, freq: 256, in: in, out: out, img: 1280, layers: layers}
+	}
+	tab := func(d wanDimsB, clip bool) func() []Param { return func() []Param { return wanTable(d, clip) } }
+	registerVariants("wan",
+		Variant{Name: "Wan 2.1 T2V 14B", Width: 5120, Depth: "40 blocks", Source: wanSource, Params: tab(w(5120, 13824, 40, 16, 16), false)},
+		Variant{Name: "Wan 2.1 I2V 14B", Width: 5120, Depth: "40 blocks", Only: "cross_attn.k_img/v_img/norm_k_img, img_emb.proj.* (CLIP-H image features); patch_embedding input 36",
+			Source: wanSource, Params: tab(w(5120, 13824, 40, 36, 16), true)},
+		Variant{Name: "Wan 2.1 T2V 1.3B", Width: 1536, Depth: "30 blocks", Source: wanSource, Params: tab(w(1536, 8960, 30, 16, 16), false)},
+		Variant{Name: "Wan 2.2 T2V A14B (high/low noise)", Width: 5120, Depth: "40 blocks", Only: "same tensors as Wan 2.1 T2V 14B; the high- and low-noise experts have identical shapes",
+			Source: wanSource, Params: tab(w(5120, 13824, 40, 16, 16), false)},
+		Variant{Name: "Wan 2.2 I2V A14B (high/low noise)", Width: 5120, Depth: "40 blocks", Only: "patch_embedding input 36, no CLIP-image extras",
+			Source: wanSource, Params: tab(w(5120, 13824, 40, 36, 16), false)},
+		Variant{Name: "Wan 2.2 TI2V 5B", Width: 3072, Depth: "30 blocks", Only: "48-channel latents (patch_embedding input 48, head 4 × 48)",
+			Source: wanSource, Params: tab(w(3072, 14336, 30, 48, 48), false)},
+	)
 	Register(&Arch{
 		ID:                "wan",
 		Name:              "Wan 2.x",

@@ -64,7 +64,7 @@ func Expand(args []string, out, outDir, suffix string, exts []string) ([]job, []
 				errs = append(errs, &pathErr{p, unwrapPath(err)})
 				continue
 			}
-			if !st.IsDir() {
+			if !st.IsDir() || isPEFTDir(p) {
 				items = append(items, item{p, filepath.Dir(p), false})
 				continue
 			}
@@ -188,9 +188,11 @@ effect: kohya (lora_unet_/lora_te*_ with alpha), comfy (ComfyUI/BFL native
 names, diffusion_model./text_encoders.), diffusers (unet./transformer./
 text_encoder., lora_A/lora_B, alpha folded into the factors the way
 diffusers does) or raw PEFT (base_model.model., plus an adapter config
-written beside the output). Separate q/k/v LoRAs are stacked exactly into
-one LoRA on a fused weight (Flux qkv, linear1; SD3 qkv) and split back
-exactly. LyCORIS algorithms keep their algorithm in kohya/comfy; where the
+written beside the output; a LoRA with text-encoder modules becomes one
+adapter per model in the folder -o names: unet/ or transformer/,
+text_encoder/, text_encoder_2/, as PEFT's save_pretrained lays them out).
+Separate q/k/v LoRAs are stacked exactly into one LoRA on a fused weight
+(Flux qkv, linear1; SD3 qkv) and split back exactly. LyCORIS algorithms keep their algorithm in kohya/comfy; where the
 format cannot express one, convert stops and lists the modules, or with
 --approximate converts them via their delta and a truncated SVD and reports
 the error. A key that cannot be converted is an error; nothing is written.
@@ -208,6 +210,7 @@ Examples:
    loratool convert --to comfy flux-diffusers.safetensors -o flux-comfy.safetensors
    loratool convert --to diffusers --arch sdxl my-kohya-lora.safetensors
    loratool convert --to peft lora.safetensors -o out/adapter_model.safetensors
+   loratool convert --to peft sd15-lora-with-te.safetensors -o pixel   (writes pixel/unet/, pixel/text_encoder/)
    loratool convert --dtype fp16 ~/loras --out-dir ~/loras-fp16 -j 4 --json
    loratool convert old-lora.pt -o old-lora.safetensors
    loratool convert --to diffusers --approximate --rank 16 lokr.safetensors`,

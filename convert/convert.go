@@ -55,9 +55,12 @@ type ModuleError struct {
 
 // Result describes one converted file.
 type Result struct {
-	Input        string        `json:"input"`
-	Output       string        `json:"output,omitempty"`
-	Config       string        `json:"adapter_config,omitempty"`
+	Input  string `json:"input"`
+	Output string `json:"output,omitempty"`
+	Config string `json:"adapter_config,omitempty"`
+	// Adapters are the per-model PEFT adapter folders (--to peft of a LoRA
+	// with text-encoder modules).
+	Adapters     []string      `json:"adapters,omitempty"`
 	Kind         string        `json:"kind,omitempty"` // lora or checkpoint
 	From         string        `json:"from,omitempty"`
 	To           string        `json:"to,omitempty"`
@@ -160,6 +163,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 	if err != nil {
 		return err
 	}
+	if d, ok := src.(*peftDirSource); ok {
+		cfg = d.cfg
+	}
 	mods, err := loadModules(src, an, refs, cfg)
 	if err != nil {
 		return err
@@ -182,6 +188,9 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		}
 		ts = append(ts, outTensor{name: e.Key, v: &val{dt: t.DType, shape: t.Shape, raw: b}})
 		res.Notes = append(res.Notes, "embedding "+e.Key+" copied unchanged")
+	}
+	if opt.To == "peft" && needsPEFTSplit(pieces) {
+		return writePEFTModels(a, pieces, embeddingTensors(ts, an), out, meta, res.From, opt, res)
 	}
 	updateMeta(meta, pieces, res.From, opt)
 	if opt.To == "diffusers" || opt.To == "peft" {

@@ -217,6 +217,9 @@ func refDeltas(a *arch.Arch, mods []synthMod) map[string][]float32 {
 // factors (scale = alpha/r, 1 without alpha), placed at its slice rows
 // and un-swapped, then rounded to float32.
 func fileDeltas(t *testing.T, a *arch.Arch, path string, shapes map[string][2]int) map[string][]float32 {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return peftDirDeltas(t, a, path, shapes)
+	}
 	f, err := safetensors.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -361,14 +364,18 @@ func TestRoundTrips(t *testing.T) {
 					want := refDeltas(a, mods)
 					compare(t, "input", want, fileDeltas(t, a, in, shapes), 0)
 					mid := filepath.Join(dir, "mid.safetensors")
-					if _, err := File(in, mid, Options{To: to, Arch: id}); err != nil {
+					res, err := File(in, mid, Options{To: to, Arch: id})
+					if err != nil {
 						t.Fatal(err)
 					}
+					mid = res.Output // a folder of per-model PEFT adapters for peft with text encoders
 					compare(t, from+"→"+to, want, fileDeltas(t, a, mid, shapes), 0)
 					back := filepath.Join(dir, "back.safetensors")
-					if _, err := File(mid, back, Options{To: from, Arch: id}); err != nil {
+					res2, err := File(mid, back, Options{To: from, Arch: id})
+					if err != nil {
 						t.Fatal(err)
 					}
+					back = res2.Output
 					compare(t, from+"→"+to+"→"+from, want, fileDeltas(t, a, back, shapes), 0)
 				})
 			}
@@ -391,9 +398,11 @@ func TestOddScales(t *testing.T) {
 		writeSynth(t, a, mods, "kohya", in)
 		want := refDeltas(a, mods)
 		out := filepath.Join(dir, "out.safetensors")
-		if _, err := File(in, out, Options{To: to, Arch: "flux1"}); err != nil {
+		res, err := File(in, out, Options{To: to, Arch: "flux1"})
+		if err != nil {
 			t.Fatal(err)
 		}
+		out = res.Output
 		compare(t, "kohya→"+to, want, fileDeltas(t, a, out, shapes), 1e-6)
 	}
 }

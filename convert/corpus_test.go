@@ -35,7 +35,7 @@ func TestCorpus(t *testing.T) {
 				continue
 			}
 			back := filepath.Join(dir, "back.safetensors")
-			if _, err := File(out, back, Options{To: "kohya", Arch: res.Arch}); err != nil {
+			if _, err := File(res.Output, back, Options{To: "kohya", Arch: res.Arch}); err != nil {
 				t.Errorf("%s → %s → kohya: %v", filepath.Base(f), to, err)
 			}
 			if _, err := os.Stat(back); err != nil {

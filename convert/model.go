@@ -161,7 +161,8 @@ func loadModules(src source, an *lora.Analysis, refs map[string]srcTensor, cfg *
 	}
 	for _, m := range an.Modules {
 		md := &module{src: m, t: *m.Target, algo: m.Algorithms()}
-		isLoRA := len(md.algo) > 0
+		// (a module with only a DoRA magnitude is no LoRA module: copied as is)
+		isLoRA := len(md.algo) > 0 && (m.Has(lora.RoleUp) || m.Has(lora.RoleDown))
 		for _, a := range md.algo {
 			if a != "lora" && a != "dora" {
 				isLoRA = false

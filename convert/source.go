@@ -49,6 +49,9 @@ func isPickle(path string) bool {
 }
 
 func openSource(path string) (source, error) {
+	if isPEFTDir(path) {
+		return openPEFTDir(path)
+	}
 	if isPickle(path) {
 		c, err := pt.Open(path)
 		if err != nil {

@@ -20,7 +20,7 @@ func TestModuleBlocksAndPlotRegions(t *testing.T) {
 		{suffix: "attn1.to_q.weight", contains: []string{"output_blocks.10."}, signal: sig},
 		{suffix: "time_embed.0.weight", signal: sig},
 	}, dtype.F32)
-	rep, err := Run(context.Background(), Options{Base: pr.base, Tuned: pr.tuned, Output: tmpPath(t, "l.safetensors"), Rank: 2, DType: "fp32"}, nil)
+	rep, err := Run(context.Background(), Options{Base: pr.base, Tuned: pr.tuned, Output: tmpPath(t, "l.safetensors"), Rank: 2, DType: "fp32", AllModules: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 			&cli.StringFlag{Name: "to", Value: "kohya", Usage: "key format: kohya, comfy or diffusers"},
 			&cli.StringFlag{Name: "dtype", Value: "fp16", Usage: "dtype of the factors: fp16, bf16 or fp32"},
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
+			&cli.BoolFlag{Name: "all-modules", Usage: "also extract modules the format's loaders drop (kohya: conv_in, conv_out, time/label embeddings)"},
 			&cli.StringFlag{Name: "report", Usage: "write the full report (per module rank, retained fraction, errors, skips) as JSON to this file"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON line on stdout"},
 			&cli.StringFlag{Name: "plot", Usage: "draw every module's retained fraction by rank (singular-value energy) to this .png/.svg/.pdf, to choose a rank by eye"},
@@ -89,7 +90,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 				Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 				TextEncoders: cmd.Bool("text-encoders"), MinDiff: cmd.Float("min-diff"),
 				TEMinDiff: cmd.Float("te-min-diff"), Clamp: cmd.Float("clamp"),
-				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: archID,
+				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: archID, AllModules: cmd.Bool("all-modules"),
 				Overwrite: cmd.Bool("overwrite"), Workers: int(cmd.Int("jobs")), PowerIters: powerIters(int(cmd.Int("power-iters"))),
 			}
 			if cmd.IsSet("conv-rank") {
@@ -186,6 +187,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	for _, k := range rs {
 		fmt.Fprintf(w, "  skipped %d: %s\n", reasons[k], k)
 	}
+	writeUnloadable(w, r)
 	for _, e := range r.Encoders {
 		state := "extracted"
 		if !e.Extracted {

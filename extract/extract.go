@@ -79,6 +79,9 @@ type Options struct {
 	DType string
 	// Arch forces an architecture id instead of detecting it.
 	Arch string
+	// AllModules also extracts modules the output format's loaders drop
+	// (kohya: conv_in, conv_out, time/label embedding linears).
+	AllModules bool
 	// Overwrite allows replacing an existing output file.
 	Overwrite bool
 	// Workers is the number of modules decomposed concurrently

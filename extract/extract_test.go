@@ -167,7 +167,7 @@ func TestExtractKnownDeltas(t *testing.T) {
 			pr := makePair(t, tc.id, tc.changes, dtype.F32)
 			out := tmpPath(t, "lora.safetensors")
 			rep, err := Run(context.Background(), Options{Base: pr.base, Tuned: pr.tuned, Output: out,
-				Rank: 4, DType: "fp32", TextEncoders: tc.te, ExactMaxDim: 8}, nil)
+				Rank: 4, DType: "fp32", TextEncoders: tc.te, ExactMaxDim: 8, AllModules: true}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -162,6 +162,9 @@ func makePlan(s *settings, base, tuned *safetensors.File) (*plan, error) {
 		} else if isEmbedding(t0.Module) {
 			p.skip(bt.Name, "", "embedding table")
 			continue
+		} else if why := unloadable(a, s.Format, t0); why != "" && !s.AllModules {
+			p.skip(bt.Name, "", why)
+			continue
 		}
 		if !inTuned {
 			return nil, fmt.Errorf("%s: has no tensor %s (present in base): not the same model", s.Tuned, bt.Name)

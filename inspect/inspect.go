@@ -164,6 +164,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	fit := an.FitArch(arch.All(), forced)
 	r.Architecture, r.ArchName = archOrUnknown(fit.Arch)
 	r.Confidence, r.Evidence = fit.Confidence, fit.Evidence
+	setVariant(r, fit.Variants)
 	for _, a := range fit.Also {
 		if a != fit.Arch {
 			r.AlsoFits = append(r.AlsoFits, a.ID)
@@ -191,6 +192,8 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		}
 		if len(mAlgos) == 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("module %s has only %s, no adapter weights", m.Prefix, roles(m)))
+		} else if w := doraOnlyWarning(m); w != "" {
+			r.Warnings = append(r.Warnings, w)
 		}
 	}
 	if len(an.Embeddings) > 0 {
@@ -221,6 +224,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	if note := forcedMismatch(an, forced, fit); note != "" {
 		r.Warnings = append(r.Warnings, note)
 	}
+	comfyIgnored(r, an, fit)
 	if len(fit.Unresolved) > 0 {
 		where := "any known architecture"
 		if fit.Arch != nil {
@@ -233,6 +237,7 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	if len(an.Other) > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d tensors follow no known LoRA naming convention", len(an.Other)))
 	}
+	r.Warnings = append(r.Warnings, unknownKeyHints(fit, an)...)
 	if an.Conventions["nonstandard"] > 0 {
 		r.Warnings = append(r.Warnings, "nonstandard names (a kohya prefix over dotted diffusers names, suffix joined with \"_\"): no standard loader reads this file; `loratool convert` can rewrite it")
 	}
@@ -254,14 +259,18 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 	}
 	var misfit []*lora.Module
 	for _, m := range an.Modules {
-		if m.Target != nil && m.Target.Arch != nil && shapeMismatch(m) {
+		if m.Target != nil && m.Target.Arch != nil && shapeMisfit(fit, m) {
 			misfit = append(misfit, m)
 		}
 	}
 	if len(misfit) > 0 {
 		m := misfit[0]
 		rows, cols, _ := m.DeltaShape()
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules have shapes that do not fit the full-size %s model (e.g. %s: %d×%d for %s %v): a reduced-size, pruned or other-variant model", len(misfit), len(an.Modules), m.Target.Arch.ID, m.Prefix, rows, cols, m.Target.Param, m.Target.Shape))
+		if len(fit.Variants) > 0 {
+			r.Warnings = append(r.Warnings, variantMisfitWarning(fit, misfit, len(an.Modules)))
+		} else {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules have shapes that do not fit the full-size %s model (e.g. %s: %d×%d for %s %v): a reduced-size, pruned or other-variant model", len(misfit), len(an.Modules), m.Target.Arch.ID, m.Prefix, rows, cols, m.Target.Param, m.Target.Shape))
+		}
 	}
 	return fit
 }
@@ -439,6 +448,9 @@ func describeCheckpoint(r *Report, refs []lora.TensorRef, forced *arch.Arch) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("--arch %s given, but the keys say %s", forced.ID, r.Architecture))
 	}
 	r.Evidence = info.Evidence
+	if info.Variant != "" {
+		setVariant(r, []string{info.Variant})
+	}
 	if info.Arch != nil {
 		r.Confidence = "high"
 	} else {

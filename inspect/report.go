@@ -17,6 +17,10 @@ type Report struct {
 	AlsoFits     []string `json:"also_fits,omitempty"`
 	Algorithms   []string `json:"algorithms"`
 	Targets      []string `json:"targets"`
+	// Variant is the model variant the shapes fit ("SD3.5 Medium"); when
+	// the file fits several equally, Variants lists them all.
+	Variant  string   `json:"variant,omitempty"`
+	Variants []string `json:"variants,omitempty"`
 	// TargetModules counts modules per target (LoRAs).
 	TargetModules map[string]int    `json:"target_modules,omitempty"`
 	Layout        string            `json:"layout,omitempty"` // checkpoints: single-file, diffusion-model, diffusers, ...
@@ -37,7 +41,10 @@ type Report struct {
 	Stats       *Stats   `json:"stats,omitempty"`
 	Warnings    []string `json:"warnings"`
 	UnknownKeys []string `json:"unknown_keys"`
-	Error       string   `json:"error,omitempty"`
+	// ComfyIgnores are LoRA keys loratool applies but ComfyUI's LoraLoader
+	// does not load (docs/merge.md lists the cases).
+	ComfyIgnores []string `json:"comfyui_ignores,omitempty"`
+	Error        string   `json:"error,omitempty"`
 }
 
 // MinMax is a range of integers.

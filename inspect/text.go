@@ -23,7 +23,12 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 	}
 	line("kind", "%s", kind)
 	arch := r.Architecture
-	if r.ArchName != "" {
+	switch {
+	case len(r.Variants) > 1:
+		arch = fmt.Sprintf("%s (%s)", r.Architecture, strings.Join(r.Variants, " / "))
+	case r.Variant != "":
+		arch = fmt.Sprintf("%s (%s)", r.Architecture, r.Variant)
+	case r.ArchName != "":
 		arch = fmt.Sprintf("%s (%s)", r.Architecture, r.ArchName)
 	}
 	if r.Confidence != "" && r.Confidence != "none" {

@@ -26,6 +26,12 @@ type Fit struct {
 	// Unresolved are the modules the chosen architecture cannot place.
 	Unresolved []*Module
 	Candidates []arch.Candidate
+	// Variants names the chosen architecture's variants whose shapes fit
+	// best (empty when the architecture declares none or no shape fits);
+	// several when the file cannot tell them apart. VariantFit counts, per
+	// variant in arch.Variants() order, the modules whose shapes fit it.
+	Variants   []string
+	VariantFit []int
 }
 
 var cloneofsimoPrefix = regexp.MustCompile(`^(unet|text_encoder):(\d+)$`)
@@ -61,6 +67,26 @@ func shapeFits(m *Module, t arch.Target) (fits, known bool) {
 	return rows == t.Rows() && cols == t.Cols(), true
 }
 
+// variantFits is shapeFits against variant vi's table: a module whose
+// parameter the variant lacks does not fit it.
+func variantFits(a *arch.Arch, vi int, m *Module, t arch.Target) (fits, known bool) {
+	if t.Component != arch.DiffusionModel {
+		return shapeFits(m, t)
+	}
+	vr, vc, has := a.VariantDelta(vi, t)
+	if !has {
+		return false, true
+	}
+	rows, cols, ok := m.DeltaShape()
+	if !ok {
+		return false, false
+	}
+	if m.Has(RoleSetWeight) || m.Has(RoleDiff) || m.Has(RoleWNorm) {
+		return rows*cols == vr*vc, true
+	}
+	return rows == vr && cols == vc, true
+}
+
 // FitArch decides the architecture. With force non-nil, only that
 // architecture is tried.
 func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
@@ -68,8 +94,8 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 		archs = []*arch.Arch{force}
 	}
 	// probe a few modules first so the likely architectures are tried
-	// first; then an architecture that can no longer reach the best count
-	// of resolved modules is abandoned early (it cannot win or tie)
+	// first; then an architecture that can no longer reach the leader's
+	// counts is abandoned early (it cannot win or tie)
 	sample := an.Modules[:min(8, len(an.Modules))]
 	type probe struct {
 		a    *arch.Arch
@@ -86,12 +112,15 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 	}
 	sort.SliceStable(order, func(i, j int) bool { return order[i].hits > order[j].hits })
 	var cands []arch.Candidate
-	bestResolved := 0
+	leadFit, leadRes := 0, 0
 	for _, o := range order {
 		a := o.a
-		c := arch.Candidate{Arch: a}
+		vs := a.Variants()
+		c := arch.Candidate{Arch: a, Variant: -1, VariantFit: make([]int, len(vs)), VariantKnown: make([]int, len(vs))}
+		maxFit := 0
 		for i, m := range an.Modules {
-			if c.Resolved+len(an.Modules)-i < bestResolved {
+			left := len(an.Modules) - i
+			if maxFit+left < leadFit || (maxFit+left <= leadFit && c.Resolved+left < leadRes) {
 				c.Pruned = true
 				break
 			}
@@ -103,15 +132,40 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 			if t.Component == arch.DiffusionModel {
 				c.DiffusionModules++
 			}
-			if fits, known := shapeFits(m, t); known {
-				c.ShapeKnown++
-				if fits {
-					c.ShapeFit++
+			if len(vs) == 0 {
+				if fits, known := shapeFits(m, t); known {
+					c.ShapeKnown++
+					if fits {
+						c.ShapeFit++
+					}
+				}
+				maxFit = c.ShapeFit
+				continue
+			}
+			for vi := range vs {
+				if fits, known := variantFits(a, vi, m, t); known {
+					c.VariantKnown[vi]++
+					if fits {
+						c.VariantFit[vi]++
+						maxFit = max(maxFit, c.VariantFit[vi])
+					}
 				}
 			}
 		}
-		if !c.Pruned {
-			bestResolved = max(bestResolved, c.Resolved)
+		if len(vs) > 0 {
+			// the best variant: most fits, then fewest misfits, then the
+			// order of declaration
+			best := 0
+			for vi := range vs {
+				mi, mb := c.VariantKnown[vi]-c.VariantFit[vi], c.VariantKnown[best]-c.VariantFit[best]
+				if c.VariantFit[vi] > c.VariantFit[best] || (c.VariantFit[vi] == c.VariantFit[best] && mi < mb) {
+					best = vi
+				}
+			}
+			c.Variant, c.ShapeFit, c.ShapeKnown = best, c.VariantFit[best], c.VariantKnown[best]
+		}
+		if !c.Pruned && (c.ShapeFit > leadFit || (c.ShapeFit == leadFit && c.Resolved > leadRes)) {
+			leadFit, leadRes = c.ShapeFit, c.Resolved
 		}
 		cands = append(cands, c)
 	}
@@ -146,8 +200,10 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 			f.Unresolved = append(f.Unresolved, m)
 		}
 	}
+	noShapeFits := best.ShapeKnown > 0 && best.ShapeFit == 0
+	f.setVariants(best)
 	switch {
-	case len(f.Unresolved) > 0:
+	case len(f.Unresolved) > 0 || noShapeFits:
 		f.Confidence = "low"
 	case len(ties) > 0 || best.ShapeKnown == 0 || best.ShapeFit < best.ShapeKnown:
 		f.Confidence = "medium"
@@ -157,6 +213,12 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 	f.Evidence = fmt.Sprintf("%d of %d modules resolve to %s names", best.Resolved, len(an.Modules), best.Arch.ID)
 	if best.ShapeKnown > 0 {
 		f.Evidence += fmt.Sprintf(", %d of %d shapes fit", best.ShapeFit, best.ShapeKnown)
+		if len(f.Variants) > 0 {
+			f.Evidence += " " + strings.Join(f.Variants, " / ")
+		}
+	}
+	if noShapeFits {
+		f.Evidence += "; no candidate's shapes fit (tried " + triedWidths(cands) + ")"
 	}
 	if len(ties) > 0 {
 		f.Evidence += "; equally consistent with " + archIDs(ties)
@@ -164,6 +226,45 @@ func (an *Analysis) FitArch(archs []*arch.Arch, force *arch.Arch) Fit {
 		f.Evidence += fmt.Sprintf("; next best %s (%d resolved, %d shapes fit)", cands[1].Arch.ID, cands[1].Resolved, cands[1].ShapeFit)
 	}
 	return f
+}
+
+// setVariants records the variants of the chosen architecture that fit
+// best (several when their tables cannot be told apart by the file; none
+// when every variant fits alike).
+func (f *Fit) setVariants(c arch.Candidate) {
+	if c.Variant < 0 || c.ShapeFit == 0 {
+		return
+	}
+	vs := c.Arch.Variants()
+	var names []string
+	for vi := range vs {
+		if c.VariantFit[vi] == c.ShapeFit && c.VariantKnown[vi] == c.ShapeKnown {
+			names = append(names, vs[vi].Name)
+		}
+	}
+	f.VariantFit = c.VariantFit
+	if len(names) == len(vs) && len(vs) > 1 {
+		// every variant fits alike: the file says nothing about the size
+		return
+	}
+	f.Variants = names
+}
+
+// triedWidths names, for the leading candidates that resolved names, the
+// widths of the variants whose shapes were compared.
+func triedWidths(cs []arch.Candidate) string {
+	var parts []string
+	for i, c := range cs {
+		if i >= 3 || c.Resolved == 0 {
+			break
+		}
+		if w := c.Arch.VariantWidths(); w != "" {
+			parts = append(parts, c.Arch.ID+": "+w)
+		} else {
+			parts = append(parts, c.Arch.ID+": its one size")
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func archIDs(as []*arch.Arch) string {
@@ -312,4 +413,19 @@ func preferDeclared(cs []arch.Candidate, meta map[string]string) {
 			return
 		}
 	}
+}
+
+// ModuleFits reports whether a resolved module's shapes fit the chosen
+// architecture's best variant (its full-size table when it declares no
+// variants, or no variant fits); known is false when the shapes don't say.
+func (f Fit) ModuleFits(m *Module) (fits, known bool) {
+	if m.Target == nil {
+		return false, false
+	}
+	if f.Arch != nil && len(f.Variants) > 0 {
+		if vi, ok := f.Arch.VariantIndex(f.Variants[0]); ok {
+			return variantFits(f.Arch, vi, m, *m.Target)
+		}
+	}
+	return shapeFits(m, *m.Target)
 }

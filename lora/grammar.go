@@ -153,6 +153,11 @@ notXLabs:
 		return ParsedKey{Key: key, Prefix: m[1], Role: RoleOFTBlocks, Index: n, Convention: "kohya-oft"}, true
 	}
 suffixes:
+	// LightX2V's Wan distillation LoRAs: "<block>.diff_m" is the full delta
+	// of the block's raw "modulation" parameter [1, 6, dim]
+	if p, ok := strings.CutSuffix(key, ".diff_m"); ok && p != "" {
+		return ParsedKey{Key: key, Prefix: p + ".modulation", Role: RoleDiff, Convention: "lightx2v"}, true
+	}
 	for _, r := range suffixRules {
 		if strings.HasSuffix(key, r.suffix) && len(key) > len(r.suffix) {
 			return ParsedKey{Key: key, Prefix: key[:len(key)-len(r.suffix)], Role: r.role, Convention: r.convention}, true

@@ -39,7 +39,8 @@ func (m *Module) Has(role string) bool { _, ok := m.Tensors[role]; return ok }
 
 // Algorithms returns the algorithms the module's tensors imply, in
 // inspect's vocabulary (lora, loha, lokr, glora, oft, boft, ia3, full,
-// norm; plus dora next to them when a DoRA magnitude is present).
+// norm; plus dora next to them when a DoRA magnitude is present, and dora
+// alone for a module that has only a magnitude).
 func (m *Module) Algorithms() []string {
 	var out []string
 	add := func(s string) {
@@ -75,7 +76,9 @@ func (m *Module) Algorithms() []string {
 			add("norm")
 		}
 	}
-	if m.Has(RoleDoRAScale) && len(out) > 0 {
+	if m.Has(RoleDoRAScale) {
+		// also alone (a partial PEFT dump with only lora_magnitude_vector):
+		// the module is DoRA, with nothing to apply
 		add("dora")
 	}
 	sort.Strings(out)
@@ -256,9 +259,10 @@ func Analyze(tensors []TensorRef, meta map[string]string) *Analysis {
 		pk, ok := ParseKey(t.Key)
 		if !ok {
 			// BFL control LoRAs carry whole norm scales that replace the
-			// model's (ComfyUI converts "_norm.scale" to ".set_weight").
+			// model's (ComfyUI converts "_norm.scale" to
+			// "_norm.scale.set_weight": the parameter's own name).
 			if p, ok := strings.CutSuffix(t.Key, ".scale"); ok && strings.HasSuffix(p, "_norm") {
-				put(p, RoleSetWeight, "bfl-control", t)
+				put(t.Key, RoleSetWeight, "bfl-control", t)
 				continue
 			}
 			an.Other = append(an.Other, t)

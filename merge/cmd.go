@@ -70,6 +70,8 @@ Examples:
 			&cli.BoolFlag{Name: "allow-unmatched", Usage: "apply what matches; still list LoRA tensors that match nothing"},
 			&cli.BoolFlag{Name: "force-arch", Usage: "merge a LoRA made for another architecture than the checkpoint's (refused by default)"},
 			&cli.BoolFlag{Name: "lycoris-semantics", Usage: "DoRA/OFT as LyCORIS defines them instead of ComfyUI's quirks (see docs/merge.md)"},
+			&cli.BoolFlag{Name: "peft-dora", Usage: "apply PEFT DoRA (lora_magnitude_vector) as PEFT does; by default it is ignored, as ComfyUI does"},
+			&cli.BoolFlag{Name: "comfy-exact", Usage: "skip what ComfyUI's LoraLoader ignores, so the result renders like a ComfyUI workflow"},
 			&cli.IntFlag{Name: "rank", Usage: "LoRA+LoRA merge: re-compress every module to this rank by SVD"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "LoRA+LoRA merge: dynamic rank, e.g. sv_fro:0.95, sv_ratio:20, sv_cumulative:0.9"},
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "tensors computed in parallel (default: cores)"},
@@ -135,7 +137,8 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json") || cmd.Bool("dry-run"))
 	bar.Phase("planning", 0)
-	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics"), ForceArch: cmd.Bool("force-arch")})
+	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics"),
+		PEFTDoRA: cmd.Bool("peft-dora"), ComfyExact: cmd.Bool("comfy-exact"), ForceArch: cmd.Bool("force-arch")})
 	bar.Finish()
 	if err != nil {
 		return failOrUsage(err)
@@ -144,6 +147,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
+	WriteComfyIgnored(os.Stderr, plan, cmd.Bool("comfy-exact"))
 	if cmd.Bool("dry-run") {
 		if cmd.Bool("json") {
 			rep := plan.baseReport(out)
@@ -170,11 +174,11 @@ func action(ctx context.Context, cmd *cli.Command) error {
 		if !cmd.Bool("allow-unmatched") {
 			return cliutil.Fail("%d LoRA tensors match nothing in %s; nothing written (--allow-unmatched applies the rest, --dry-run shows the mapping)", len(plan.Unmatched), filepath.Base(plan.BasePath))
 		}
-		plan.Unmatched = nil
 	}
 	bar.Phase("merging", 0)
 	rep, err := plan.Execute(ctx, out, Options{DType: cmd.String("dtype"), Jobs: int(cmd.Int("jobs")), Overwrite: cmd.Bool("overwrite"), Version: Version,
-		Progress: bar.WriterProgress()})
+		AllowUnmatched: cmd.Bool("allow-unmatched"),
+		Progress:       bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)

@@ -99,6 +99,12 @@ type Plan struct {
 	Warnings  []string
 
 	lycoris bool // LyCORIS semantics instead of ComfyUI quirks
+
+	// ComfyIgnored lists the LoRA tensors loratool applies but ComfyUI's
+	// LoraLoader does not load (see comfydiverge.go).
+	ComfyIgnored []Issue
+	// comfy holds the ComfyUI-compatibility state (comfydiverge.go).
+	comfy comfyState
 }
 
 // Close unmaps every file the plan opened.
@@ -122,6 +128,14 @@ type PlanOptions struct {
 	// ForceArch merges a LoRA detected as another architecture than the
 	// checkpoint's instead of refusing it.
 	ForceArch bool
+	// ComfyExact skips what ComfyUI's LoraLoader does not load (IA3,
+	// names its key map lacks), so the result renders like a ComfyUI
+	// workflow with the same LoRAs.
+	ComfyExact bool
+	// PEFTDoRA applies PEFT's DoRA for lora_magnitude_vector (norms of
+	// W+ΔW); by default the magnitude is ignored and the module is a plain
+	// LoRA, as in ComfyUI.
+	PEFTDoRA bool
 }
 
 // algoOf picks the adapter a module applies to its weight, following
@@ -220,6 +234,7 @@ func NewPlan(base string, inputs []Input, opt PlanOptions) (*Plan, error) {
 			return nil, err
 		}
 	}
+	p.comfyPass(opt)
 	for _, pt := range p.Patches {
 		p.ByKey[pt.Key] = append(p.ByKey[pt.Key], pt)
 	}
@@ -244,11 +259,15 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		ownID = own.Arch.ID
 	}
 	p.LoRAArch = append(p.LoRAArch, ownID)
+	if err := variantMismatch(in.Path, own, p.Arch, p.Info); err != nil {
+		return err
+	}
 	// map onto the checkpoint's architecture
 	fit := an.FitArch(nil, p.Arch)
 	for _, m := range fit.Unresolved {
+		reason := "no module of " + p.Arch.ID + " has this name" + probablyMeant(p.Arch, m.Prefix)
 		for _, t := range sortedTensors(m) {
-			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: "no module of " + p.Arch.ID + " has this name"})
+			p.Unmatched = append(p.Unmatched, Issue{Input: i, Key: t, Reason: reason})
 		}
 	}
 	for _, t := range an.Other {
@@ -258,6 +277,7 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		p.Skipped = append(p.Skipped, Issue{Input: i, Key: e.Key, Reason: "textual-inversion embedding (not merged into weights)"})
 	}
 	before, unmatchedBefore := len(p.Patches), len(p.Unmatched)
+	p.noteReshape(lf, loaderInput(in, opt))
 	for _, m := range an.Modules {
 		if m.Target == nil {
 			continue
@@ -325,13 +345,6 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			skip("text encoder " + t.Component + " (model-only merge)")
 			return
 		}
-		if strength == 0 {
-			skip("text encoder " + t.Component + " (clip strength 0)")
-			return
-		}
-	} else if strength == 0 {
-		skip("diffusion model (model strength 0)")
-		return
 	}
 	block, bw := in.LBW.Of(t)
 	if bw == 0 {
@@ -342,6 +355,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 	algo, err := algoOf(m)
 	if err != nil {
 		fail(err.Error())
+		return
+	}
+	if reason := zeroStrengthSkip(t, algo, loaderInput(in, opt)); reason != "" {
+		skip(reason)
 		return
 	}
 	place := func(param string) (arch.Placement, *safetensors.TensorInfo, string) {
@@ -366,6 +383,10 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 				skip("the file is a text encoder; it has no diffusion model")
 				return
 			}
+			if why := notStoredProjection(t); why != "" {
+				skip(why)
+				return
+			}
 			fail(reason)
 			return
 		}
@@ -384,6 +405,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			fail(err.Error())
 			return
 		}
+		ti = p.reshaped(ti)
 		if msg := shapeCheck(m, algo, ti, sl, pl.Transposed); msg != "" {
 			fail(msg)
 			return
@@ -473,7 +495,11 @@ func sliceNote(sl *arch.Slice) string {
 // Describe writes the mapping report of --dry-run.
 func (p *Plan) Describe() []string {
 	var out []string
-	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, p.Arch.Name, p.Info.Layout))
+	name := p.Arch.Name
+	if p.Info.Variant != "" && p.Info.Arch == p.Arch {
+		name = p.Info.Variant
+	}
+	out = append(out, fmt.Sprintf("base %s: %s (%s), %s layout", p.BasePath, p.Arch.ID, name, p.Info.Layout))
 	for i, in := range p.Inputs {
 		n := 0
 		for _, pt := range p.Patches {

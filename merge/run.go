@@ -35,6 +35,9 @@ type Options struct {
 	Progress func(written, total int64)
 	// Version is recorded in the output metadata.
 	Version string
+	// AllowUnmatched applies what matches even when some LoRA tensors
+	// match nothing (they stay listed in Report.Unmatched).
+	AllowUnmatched bool
 }
 
 // Report is the outcome of a merge.
@@ -48,7 +51,10 @@ type Report struct {
 	Tensors        int      `json:"tensors"`
 	Unmatched      []Issue  `json:"unmatched"`
 	Skipped        []Issue  `json:"skipped"`
-	Warnings       []string `json:"warnings"`
+	// ComfyIgnored are LoRA tensors loratool applies but ComfyUI's
+	// LoraLoader ignores (a ComfyUI workflow renders without them).
+	ComfyIgnored []Issue  `json:"comfyui_ignores"`
+	Warnings     []string `json:"warnings"`
 	// DeltaError is ‖stored − intended‖/‖intended‖ of the applied deltas
 	// over the whole model: how much of the LoRA's change the output dtype
 	// lost to rounding (0 for fp32 outputs).
@@ -107,7 +113,7 @@ func fp8Max(d dtype.DType) float32 {
 func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, error) {
 	start := time.Now()
 	rep := p.baseReport(out)
-	if len(p.Unmatched) > 0 {
+	if len(p.Unmatched) > 0 && !opt.AllowUnmatched {
 		return rep, fmt.Errorf("%d LoRA tensors match nothing in %s (listed above; --allow-unmatched applies the rest)", len(p.Unmatched), filepath.Base(p.BasePath))
 	}
 	if !opt.Overwrite {
@@ -136,7 +142,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 			scaleOf[st.Name] = t.Name
 		}
 		outDT[t.Name] = d
-		specs = append(specs, safetensors.TensorSpec{Name: t.Name, DType: d, Shape: t.Shape})
+		specs = append(specs, safetensors.TensorSpec{Name: t.Name, DType: d, Shape: p.outShape(t)})
 	}
 	meta, err := p.outputMetadata(opt)
 	if err != nil {
@@ -211,8 +217,8 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	var biggest int64
 	for i, spec := range order {
 		ti, _ := p.Base.Lookup(spec.Name)
-		if len(p.ByKey[spec.Name]) > 0 || spec.DType != ti.DType || scaleOf[spec.Name] != "" {
-			cost[i] = ti.NumElements() * 6
+		if len(p.ByKey[spec.Name]) > 0 || spec.DType != ti.DType || scaleOf[spec.Name] != "" || p.comfy.reshape[spec.Name] != nil {
+			cost[i] = numel(p.outShape(ti)) * 6
 			biggest = max(biggest, cost[i])
 		}
 	}
@@ -229,7 +235,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 				spec := order[i]
 				ti, _ := p.Base.Lookup(spec.Name)
 				var r result
-				if len(p.ByKey[spec.Name]) == 0 && spec.DType == ti.DType && scaleOf[spec.Name] == "" {
+				if len(p.ByKey[spec.Name]) == 0 && spec.DType == ti.DType && scaleOf[spec.Name] == "" && p.comfy.reshape[spec.Name] == nil {
 					r.copyFrom = true
 				} else if s, ok := newScale[spec.Name]; ok && scaleOf[spec.Name] != "" {
 					r.data = make([]byte, ti.End-ti.Begin)
@@ -345,14 +351,14 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 	var st tensorStats
 	patches := p.ByKey[t.Name]
 	raw := p.Base.Bytes(t)
-	if len(patches) == 0 && out == t.DType {
+	if len(patches) == 0 && out == t.DType && p.comfy.reshape[t.Name] == nil {
 		return raw, st, nil // zero-copy from the mapping
 	}
 	if !t.DType.CanDecode() {
 		return nil, st, fmt.Errorf("cannot convert %s", t.DType)
 	}
 	var w *adapter.Tensor
-	if len(patches) == 0 {
+	if len(patches) == 0 && p.comfy.reshape[t.Name] == nil {
 		v, err := p.Base.Float32(t, getF32(int(t.NumElements())))
 		if err != nil {
 			return nil, st, err
@@ -385,7 +391,7 @@ func (p *Plan) produce(t safetensors.TensorInfo, out dtype.DType, newScale, base
 		return nil, st, err
 	}
 	st.clamped = es.Clamped
-	if st.patched {
+	if st.patched && p.comfy.reshape[t.Name] == nil {
 		// how much of the intended delta survived the output dtype,
 		// compared chunk by chunk (no full-size scratch arrays)
 		// large tensors are measured on a 1-in-8 sample of rows' chunks:
@@ -446,6 +452,7 @@ func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
 		}
 	}
 	w := &adapter.Tensor{Shape: intShape(t.Shape), Data: v}
+	w = p.pad(t, w)
 	for _, pt := range p.ByKey[t.Name] {
 		if err := p.apply(w, pt); err != nil {
 			return nil, fmt.Errorf("%s from %s: %v", pt.Module.Prefix, filepath.Base(p.Inputs[pt.Input].Path), err)
@@ -507,6 +514,9 @@ func (p *Plan) adapterOptions(pt *Patch) adapter.Options {
 	if p.lycoris {
 		o.DoRAComfyQuirk, o.OFTStrengthSquared = false, false
 	}
+	if p.comfy.peftDoRA && isPEFTMagnitude(pt.Module) {
+		o.DoRAComfyQuirk = false // PEFT: norms of W+ΔW
+	}
 	return o
 }
 
@@ -556,6 +566,9 @@ func (p *Plan) adapterModule(pt *Patch) (*adapter.Module, error) {
 		case lora.RoleDiffB, lora.RoleBNorm:
 			continue
 		}
+		if role == lora.RoleDoRAScale && isPEFTMagnitude(pt.Module) && !p.comfy.peftDoRA {
+			continue // ComfyUI ignores PEFT's magnitude: a plain LoRA
+		}
 		ar := role
 		if r, ok := adapterRoles[role]; ok {
 			ar = r
@@ -588,6 +601,7 @@ func (p *Plan) baseReport(out string) *Report {
 	if r.Skipped == nil {
 		r.Skipped = []Issue{}
 	}
+	r.ComfyIgnored = append([]Issue{}, p.ComfyIgnored...)
 	for _, in := range p.Inputs {
 		r.LoRAs = append(r.LoRAs, in.Path)
 	}

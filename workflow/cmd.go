@@ -101,6 +101,11 @@ name ComfyUI lists it by (OUT's path relative to the models folder it lies in,
 else its base name). The rewritten workflow is checked before the merge
 starts.
 
+The bake follows ComfyUI exactly: LoRA keys ComfyUI's LoraLoader ignores
+((IA)³ modules, names its key map lacks; see docs/merge.md) are skipped with
+a warning that names them, so the baked model renders like the workflow.
+--apply-all applies them too.
+
 Nothing is written when the stack has errors (see 'workflow inspect'), when
 a muted node cuts the chain, or when the rewrite would change another
 sampler. --sampler is required when the workflow's samplers have different
@@ -118,6 +123,7 @@ Examples:
 			&cli.StringFlag{Name: "write-workflow", Usage: "also write the rewritten workflow here"},
 			&cli.StringFlag{Name: "dtype", Value: "keep", Usage: "output dtype: keep, fp32, fp16, bf16, fp8 (e4m3fn), fp8_e5m2"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace existing output files"},
+			&cli.BoolFlag{Name: "apply-all", Usage: "also apply LoRA keys ComfyUI's LoraLoader ignores (the result then renders unlike the workflow)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the merge report as one JSON line on stdout"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		),
@@ -422,7 +428,7 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 		}
 	}
 
-	plan, err := merge.NewPlan(r.Base.Path, inputs, merge.PlanOptions{ModelOnly: modelOnly})
+	plan, err := merge.NewPlan(r.Base.Path, inputs, merge.PlanOptions{ModelOnly: modelOnly, ComfyExact: !cmd.Bool("apply-all")})
 	if err != nil {
 		return cliutil.Fail("%v", err)
 	}
@@ -430,6 +436,10 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 	for _, m := range plan.Warnings {
 		fmt.Fprintln(ew, "warning:", m)
 	}
+	if len(plan.ComfyIgnored) > 0 && !cmd.Bool("apply-all") {
+		fmt.Fprint(ew, "warning: ")
+	}
+	merge.WriteComfyIgnored(ew, plan, !cmd.Bool("apply-all"))
 	bar := cliutil.NewBytesBar(0, "baking", cmd.Bool("quiet") || cmd.Bool("json"))
 	rep, err := plan.Execute(ctx, out, merge.Options{DType: cmd.String("dtype"), Overwrite: cmd.Bool("overwrite"), Version: merge.Version,
 		Progress: bar.WriterProgress()})
