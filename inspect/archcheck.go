@@ -15,7 +15,7 @@ func forcedMismatch(an *lora.Analysis, forced *arch.Arch, fit lora.Fit) string {
 		return ""
 	}
 	own := an.FitArch(arch.All(), nil)
-	if own.Arch == nil || own.Arch == forced || (own.Confidence != "high" && own.Confidence != "medium") {
+	if own.Arch == nil || own.Arch == forced || own.Confidence == "none" || len(own.Unresolved) > 0 {
 		return ""
 	}
 	for _, a := range own.Also {

@@ -17,8 +17,8 @@ func refuseOtherArch(path string, fit lora.Fit, base *arch.Arch, mismatched, for
 	if force || !mismatched || fit.Arch == nil || base == nil || fit.Arch == base {
 		return nil
 	}
-	if fit.Confidence != "high" && fit.Confidence != "medium" {
-		return nil
+	if fit.Confidence == "none" || len(fit.Unresolved) > 0 {
+		return nil // the LoRA's own architecture does not explain it either
 	}
 	for _, a := range fit.Also {
 		if a == base {
