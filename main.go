@@ -38,9 +38,7 @@ tensor.
 Exit status: 0 success, 1 failure, 2 bad usage.`,
 		Commands:       commands(),
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-			return cliutil.Usage("%v", err)
-		},
+		OnUsageError:   usageError,
 	}
 }
 
@@ -51,8 +49,10 @@ func commands() []*cli.Command {
 	var prepare func(cs []*cli.Command)
 	prepare = func(cs []*cli.Command) {
 		for _, c := range cs {
-			c.OnUsageError = func(_ context.Context, _ *cli.Command, err error, _ bool) error {
-				return cliutil.Usage("%v", err)
+			c.OnUsageError = usageError
+			tidyDefaults(c.Flags)
+			if c.Action != nil {
+				c.Action = jsonFailures(c.Action)
 			}
 			// file names may contain commas: never split --lora a,b.safetensors
 			c.DisableSliceFlagSeparator = true
@@ -87,7 +87,11 @@ func mainCode() int {
 
 func run(args []string) int {
 	defer safetensors.Guard()()
-	err := root().Run(context.Background(), args)
+	r := root()
+	err := checkCommand(r, args[1:])
+	if err == nil {
+		err = r.Run(context.Background(), args)
+	}
 	if err == nil {
 		return cliutil.ExitOK
 	}

@@ -9,6 +9,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// the pseudo-terminal tests re-execute this binary as loratool
+	if os.Getenv("LORATOOL_TEST_MAIN") == "1" {
+		os.Exit(run(append([]string{"loratool"}, os.Args[1:]...)))
+	}
 	testscript.Main(m, map[string]func(){
 		"loratool":    func() { os.Exit(mainCode()) },
 		"lorafixture": loraFixtureMain,
@@ -29,6 +33,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"fixture":     cmdFixture,
 			"variantfile": cmdVariantFile,
 			"mkst":        cmdMkst,
 			"mkfifo":      cmdMkfifo,

@@ -26,6 +26,7 @@ var Version = "dev"
 // job is one input file and where its output goes.
 type job struct {
 	in, out string
+	walked  bool // found by a folder search (not named on the command line)
 }
 
 // Expand turns PATH arguments (files, folders searched recursively, globs)
@@ -33,7 +34,10 @@ type job struct {
 // outDir mirroring each argument's tree, or beside the input with suffix.
 // exts are the accepted extensions for folder search.
 func Expand(args []string, out, outDir, suffix string, exts []string) ([]job, []error) {
-	type item struct{ path, root string }
+	type item struct {
+		path, root string
+		walked     bool
+	}
 	var items []item
 	var errs []error
 	accept := func(p string) bool {
@@ -50,7 +54,7 @@ func Expand(args []string, out, outDir, suffix string, exts []string) ([]job, []
 		if strings.ContainsAny(a, "*?[") {
 			m, err := filepath.Glob(a)
 			if err != nil || len(m) == 0 {
-				errs = append(errs, fmt.Errorf("%s: no file matches", a))
+				errs = append(errs, &pathErr{a, fmt.Errorf("no file matches")})
 				continue
 			}
 			matches = m
@@ -58,20 +62,20 @@ func Expand(args []string, out, outDir, suffix string, exts []string) ([]job, []
 		for _, p := range matches {
 			st, err := os.Stat(p)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v", p, unwrapPath(err)))
+				errs = append(errs, &pathErr{p, unwrapPath(err)})
 				continue
 			}
 			if !st.IsDir() || isPEFTDir(p) {
-				items = append(items, item{p, filepath.Dir(p)})
+				items = append(items, item{p, filepath.Dir(p), false})
 				continue
 			}
 			filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %v", q, unwrapPath(err)))
+					errs = append(errs, &pathErr{q, unwrapPath(err)})
 					return nil
 				}
 				if !d.IsDir() && accept(q) && !strings.HasPrefix(d.Name(), ".") {
-					items = append(items, item{q, p})
+					items = append(items, item{q, p, true})
 				}
 				return nil
 			})
@@ -99,7 +103,7 @@ func Expand(args []string, out, outDir, suffix string, exts []string) ([]job, []
 		default:
 			o = filepath.Join(filepath.Dir(it.path), stem+suffix+".safetensors")
 		}
-		jobs = append(jobs, job{it.path, o})
+		jobs = append(jobs, job{it.path, o, it.walked})
 	}
 	return jobs, errs
 }
@@ -150,6 +154,7 @@ func batchFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Usage: "one JSON result object per file per line (JSON Lines) on stdout"},
 		&cli.StringFlag{Name: "dtype", Usage: "convert float tensors to fp32, fp16, bf16, fp8_e4m3fn or fp8_e5m2 (round to nearest even)"},
 		cliutil.MaxDenseFlag(),
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar and no per-file lines (errors and the summary still print)"},
 	}
 }
 
@@ -241,13 +246,19 @@ Examples:
 					}
 				}
 			}
-			opt := Options{MaxDense: cmd.Int64("max-dense"), To: to, DType: dt, Arch: cmd.String("arch"), Approximate: cmd.Bool("approximate"),
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
+			opt := Options{MaxDense: cmd.Int64("max-dense"), To: to, DType: dt, Arch: archID, Approximate: cmd.Bool("approximate"),
 				Rank: int(cmd.Int("rank")), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {
 					return &Result{Input: j.in}, fmt.Errorf("%s: output would replace the input", j.in)
 				}
-				return File(j.in, j.out, opt)
+				o := opt
+				o.LoRAOnly = j.walked
+				return File(j.in, j.out, o)
 			}, func(r any) string {
 				x := r.(*Result)
 				s := fmt.Sprintf("%s → %s", x.Input, x.Output)
@@ -306,6 +317,7 @@ Examples:
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "rank", Aliases: []string{"r"}, Usage: "new rank (with --rank-rule: the maximum)"},
 			&cli.StringFlag{Name: "rank-rule", Usage: "sv_fro:F, sv_ratio:T, sv_cumulative:F or fixed:N"},
+			&cli.IntFlag{Name: "conv-rank", Usage: "rank (with --rank-rule: the cap) of k×k convolution modules (LoCon); kohya's --new_conv_rank (default: as --rank)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "print every module's report"},
 			&cli.BoolFlag{Name: "approximate", Usage: "also resize LoKr, LoHa and full-diff modules: SVD of their dense delta, written as plain LoRA"},
 		}, batchFlags()...),
@@ -335,7 +347,10 @@ Examples:
 			if err != nil {
 				return err
 			}
-			opt := ResizeOptions{MaxDense: cmd.Int64("max-dense"), Rule: rule, MaxRank: n, DType: dt, Approximate: cmd.Bool("approximate"), Overwrite: cmd.Bool("overwrite"), Version: Version}
+			if cmd.Int("conv-rank") < 0 {
+				return cliutil.Usage("--conv-rank must be positive")
+			}
+			opt := ResizeOptions{MaxDense: cmd.Int64("max-dense"), Rule: rule, MaxRank: n, ConvRank: int(cmd.Int("conv-rank")), DType: dt, Approximate: cmd.Bool("approximate"), Overwrite: cmd.Bool("overwrite"), Version: Version}
 			verbose := cmd.Bool("verbose")
 			return batch(cmd, jobs, errs, func(j job) (any, error) {
 				if j.in == j.out {
@@ -356,54 +371,4 @@ Examples:
 			})
 		},
 	}
-}
-
-// batch runs the jobs, printing text or JSON Lines, with a progress bar on
-// terminals; it fails (exit 1) at the end when any file failed.
-func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error), text func(any) string) error {
-	asJSON := cmd.Bool("json")
-	out := cliutil.NewJSONLines(os.Stdout)
-	failed := 0
-	for _, e := range errs {
-		failed++
-		if asJSON {
-			out.Write(map[string]string{"error": e.Error()})
-		} else {
-			fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(e.Error()))
-		}
-	}
-	if len(jobs) == 0 && len(errs) == 0 {
-		return cliutil.Fail("no input files found")
-	}
-	bar := cliutil.NewCountBar(len(jobs), cmd.Name, len(jobs) < 2)
-	runBatch(jobs, int(cmd.Int("jobs")), fn, func(r any, err error) {
-		bar.Add(1)
-		if err != nil {
-			failed++
-			switch x := r.(type) {
-			case *Result:
-				x.Error = err.Error()
-				x.Output = ""
-			case *ResizeResult:
-				x.Error = err.Error()
-				x.Output = ""
-			}
-			if asJSON {
-				out.Write(r)
-			} else {
-				fmt.Fprintln(os.Stderr, "loratool: "+cliutil.Safe(err.Error()))
-			}
-			return
-		}
-		if asJSON {
-			out.Write(r)
-		} else {
-			fmt.Println(cliutil.SafeLines(text(r)))
-		}
-	})
-	bar.Finish()
-	if failed > 0 {
-		return cliutil.Silent()
-	}
-	return nil
 }

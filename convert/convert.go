@@ -6,6 +6,7 @@ package convert
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -44,6 +45,9 @@ type Options struct {
 	// MaxDense bounds, in elements, the dense delta a module may imply
 	// (0: adapter.DefaultMaxDense).
 	MaxDense int64
+	// LoRAOnly refuses inputs without adapter tensors with ErrNotLoRA
+	// (files found by a folder search are skipped that way).
+	LoRAOnly bool
 }
 
 // ModuleError is the relative Frobenius error of an approximated module.
@@ -64,7 +68,7 @@ type Result struct {
 	Kind         string        `json:"kind,omitempty"` // lora or checkpoint
 	From         string        `json:"from,omitempty"`
 	To           string        `json:"to,omitempty"`
-	Arch         string        `json:"arch,omitempty"`
+	Arch         string        `json:"architecture,omitempty"`
 	Modules      int           `json:"modules,omitempty"`
 	Fused        int           `json:"fused,omitempty"`
 	Split        int           `json:"split,omitempty"`
@@ -91,6 +95,9 @@ type piece struct {
 func File(in, out string, opt Options) (*Result, error) {
 	res := &Result{Input: in, Output: out, To: opt.To}
 	err := convertFile(in, out, opt, res)
+	if errors.Is(err, ErrNotLoRA) {
+		return res, fmt.Errorf("%s: %w", in, err)
+	}
 	if err != nil {
 		return res, nameInput(in, err)
 	}
@@ -121,9 +128,12 @@ func convertFile(in, out string, opt Options, res *Result) error {
 		trefs = append(trefs, lora.TensorRef{Key: t.Name, Shape: t.Shape, DType: t.DType.String()})
 	}
 	an := lora.Analyze(trefs, meta)
+	if len(an.Modules) == 0 && opt.LoRAOnly {
+		return ErrNotLoRA
+	}
 	if len(an.Modules) == 0 || opt.To == "" {
 		if opt.To != "" {
-			return fmt.Errorf("not a LoRA (no adapter tensors): only --dtype conversion applies to checkpoints")
+			return fmt.Errorf("%w (no adapter tensors): only --dtype conversion applies to checkpoints", ErrNotLoRA)
 		}
 		res.Kind = "checkpoint"
 		if len(an.Modules) > 0 {

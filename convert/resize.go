@@ -21,6 +21,9 @@ type ResizeOptions struct {
 	// Rule chooses each module's rank; MaxRank caps it (0: no cap).
 	Rule    svd.Rule
 	MaxRank int
+	// ConvRank is the rank (with a dynamic rule: the cap) of k×k
+	// convolution modules (LoCon, Tucker); 0 treats them like the others.
+	ConvRank int
 	// DType converts the output (dtype.Invalid keeps the input's).
 	DType       dtype.DType
 	Approximate bool
@@ -84,7 +87,7 @@ func resizeFile(in, out string, opt ResizeOptions, res *ResizeResult) error {
 	}
 	an := lora.Analyze(trefs, meta)
 	if len(an.Modules) == 0 {
-		return fmt.Errorf("not a LoRA (no adapter tensors)")
+		return fmt.Errorf("%w (no adapter tensors)", ErrNotLoRA)
 	}
 	// the architecture, when it can be told, gives each module's kernel
 	an.FitArch(arch.All(), nil)
@@ -321,6 +324,9 @@ func resizeModule(src source, refs map[string]srcTensor, m *lora.Module, opt Res
 		spec[i] *= math.Abs(scale)
 	}
 	k := opt.Rule.Rank(spec, opt.MaxRank)
+	if isConv := len(downShape) == 4 && downShape[2]*downShape[3] > 1; isConv && opt.ConvRank > 0 {
+		k = convRank(opt, spec)
+	}
 	if k < 1 {
 		k = 1
 	}

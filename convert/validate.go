@@ -48,6 +48,9 @@ func checkFinite(v *val, key string) error {
 // nameInput prefixes a one-line error with the input's name, unless the
 // error already starts with it (errors of the file readers name the file).
 func nameInput(in string, err error) error {
+	if errors.Is(err, ErrNotLoRA) && !strings.HasPrefix(err.Error(), in+": ") {
+		return fmt.Errorf("%s: %w", in, err)
+	}
 	msg := oneLine(err)
 	if strings.HasPrefix(msg, in+": ") {
 		return errors.New(msg)

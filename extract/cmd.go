@@ -69,7 +69,8 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 			&cli.StringFlag{Name: "plot", Usage: "draw every module's retained fraction by rank (singular-value energy) to this .png/.svg/.pdf, to choose a rank by eye"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
 			&cli.IntFlag{Name: "power-iters", Value: 2, Usage: "randomized SVD power iterations: 2 is within ~1% of optimal; 1 is ~1/3 faster and a few % worse; 0 is fastest and much worse"},
-			&cli.IntFlag{Name: "workers", Aliases: []string{"j"}, Usage: "modules decomposed concurrently (default 2)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "modules decomposed concurrently (default: 2)", HideDefault: true},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() > 0 {
@@ -80,13 +81,17 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 					return cliutil.Usage("extract needs --%s", f)
 				}
 			}
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
 			opt := Options{
 				Base: cmd.String("base"), Tuned: cmd.String("tuned"), Output: cmd.String("output"),
 				Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 				TextEncoders: cmd.Bool("text-encoders"), MinDiff: cmd.Float("min-diff"),
 				TEMinDiff: cmd.Float("te-min-diff"), Clamp: cmd.Float("clamp"),
-				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: cmd.String("arch"), AllModules: cmd.Bool("all-modules"),
-				Overwrite: cmd.Bool("overwrite"), Workers: int(cmd.Int("workers")), PowerIters: powerIters(int(cmd.Int("power-iters"))),
+				Format: cmd.String("to"), DType: cmd.String("dtype"), Arch: archID, AllModules: cmd.Bool("all-modules"),
+				Overwrite: cmd.Bool("overwrite"), Workers: int(cmd.Int("jobs")), PowerIters: powerIters(int(cmd.Int("power-iters"))),
 			}
 			if cmd.IsSet("conv-rank") {
 				opt.ConvRank = int(cmd.Int("conv-rank"))
@@ -107,7 +112,7 @@ Exit status: 0 success, 1 failure, 2 bad usage.`,
 			var bar *cliutil.Bar
 			progress := func(done, total int64) {
 				if bar == nil {
-					bar = cliutil.NewBytesBar(total, "extracting", false)
+					bar = cliutil.NewBytesBar(total, "extracting", cmd.Bool("quiet") || cmd.Bool("json"))
 				}
 				bar.Set(done)
 			}

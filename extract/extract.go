@@ -138,7 +138,7 @@ type Report struct {
 	Base        string          `json:"base"`
 	Tuned       string          `json:"tuned"`
 	Output      string          `json:"output"`
-	Arch        string          `json:"arch"`
+	Arch        string          `json:"architecture"`
 	Layout      string          `json:"layout"`
 	Format      string          `json:"format"`
 	DType       string          `json:"dtype"`

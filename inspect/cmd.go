@@ -2,8 +2,10 @@ package inspect
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/urfave/cli/v3"
 
@@ -35,38 +37,70 @@ Examples:
 			&cli.BoolFlag{Name: "alphas", Usage: "also read the alpha tensors' values (a few bytes each); by default only the header is read and alphas come from ss_network_alpha"},
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list all unknown keys and the full metadata"},
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files inspected in parallel (default: 2 per core)"},
+			&cli.BoolFlag{Name: "table", Usage: "one line per file: name, kind, architecture, algorithm, rank/alpha, targets, size"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "files inspected in parallel (default: 2 per core)", HideDefault: true},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
 		},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() == 0 {
 				return cliutil.Usage("inspect needs at least one file or folder")
 			}
-			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), Alphas: cmd.Bool("alphas"), Arch: cmd.String("arch")}
+			archID, err := cliutil.ArchFlag(cmd)
+			if err != nil {
+				return err
+			}
+			opt := Options{Hash: cmd.Bool("hash"), Stats: cmd.Bool("stats"), Alphas: cmd.Bool("alphas"), Arch: archID}
 			files, bad := Expand(cmd.Args().Slice())
-			failed := len(bad)
-			out := cliutil.NewJSONLines(os.Stdout)
+			failed := 0
+			asJSON := cmd.Bool("json")
+			bar := inspectBar(files, &opt, cmd.Bool("quiet"))
+			var table *Table
+			if cmd.Bool("table") && !asJSON {
+				table = NewTable(os.Stdout)
+			}
+			var t tally
 			emit := func(r *Report) {
-				if r.Error != "" && r.File != "" {
+				t.add(r)
+				if r.Error != "" {
 					failed++
 				}
-				if cmd.Bool("json") {
-					out.Write(r)
-				} else {
-					r.WriteText(cliutil.SafeWriter(os.Stdout), cmd.Bool("verbose"))
+				switch {
+				case asJSON:
+					bar.JSON(r)
+				case table != nil:
+					table.Add(r)
+				default:
+					var b strings.Builder
+					r.WriteText(cliutil.SafeWriter(&b), cmd.Bool("verbose"))
+					bar.Println(os.Stdout, strings.TrimSuffix(b.String(), "\n"))
+				}
+				if r.Error != "" && !asJSON {
+					// as Unix tools do: failures reach the terminal even
+					// when the report goes to a file
+					bar.Println(os.Stderr, "loratool: "+cliutil.Safe(r.File+": "+r.Error))
 				}
 			}
 			for _, r := range bad {
 				r.Kind, r.Architecture = "unknown", "unknown"
-				failed--
 				emit(r)
 			}
 			jobs := int(cmd.Int("jobs"))
 			if jobs <= 0 {
 				jobs = 2 * runtime.GOMAXPROCS(0)
 			}
-			bar := cliutil.NewCountBar(len(files), "inspecting", cmd.Bool("json") == false || len(files) < 50)
-			Many(files, opt, jobs, func(r *Report) { bar.Add(1); emit(r) })
+			Many(files, opt, jobs, func(r *Report) {
+				if opt.Progress == nil {
+					bar.Add(1)
+				}
+				emit(r)
+			})
 			bar.Finish()
+			if table != nil {
+				table.Flush()
+			}
+			if len(files)+len(bad) > 1 {
+				fmt.Fprintln(os.Stderr, t.summary())
+			}
 			if failed > 0 {
 				return cliutil.Silent()
 			}

@@ -19,6 +19,12 @@ const (
 // whole file (AutoV2), of the data section after the header (AutoV3 /
 // sshs_model_hash), of the legacy window (AutoV1) and CRC32.
 func hashFile(path string, dataOffset int64) (*Hashes, error) {
+	return hashFileProgress(path, dataOffset, nil)
+}
+
+// hashFileProgress is hashFile reporting each chunk's bytes to progress
+// (when not nil).
+func hashFileProgress(path string, dataOffset int64, progress func(int64)) (*Hashes, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
@@ -43,6 +49,9 @@ func hashFile(path string, dataOffset int64) (*Hashes, error) {
 				legacy.Write(b[lo-off : hi-off])
 			}
 			off += int64(n)
+			if progress != nil {
+				progress(int64(n))
+			}
 		}
 		if err == io.EOF {
 			break

@@ -25,6 +25,9 @@ type Options struct {
 	Stats  bool   // read every tensor: per-block norms, NaN/Inf counts
 	Hash   bool   // hash the file (one sequential read)
 	Arch   string // force an architecture id instead of detecting it
+	// Progress, when set, receives the bytes read by Stats and Hash as
+	// they are read (for a progress bar; called concurrently).
+	Progress func(bytes int64)
 }
 
 // File inspects one safetensors file. It never returns nil; on failure
@@ -104,6 +107,9 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 			readAlphas(r, func(key string) (float32, error) { return scalarAt(h, key, f.Bytes) }, an)
 		}
 		r.Stats = computeStats(f, an, fit, r.Kind == "lora")
+		if opt.Progress != nil {
+			opt.Progress(h.FileSize)
+		}
 		if r.Stats.NaN > 0 || r.Stats.Inf > 0 {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("tensors hold %d NaN and %d Inf values", r.Stats.NaN, r.Stats.Inf))
 		}
@@ -129,7 +135,7 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 		alphaFromHeader(r, an)
 	}
 	if opt.Hash {
-		hs, err := hashFile(path, h.DataOffset)
+		hs, err := hashFileProgress(path, h.DataOffset, opt.Progress)
 		if err != nil {
 			r.Error = err.Error()
 			return r
@@ -137,7 +143,7 @@ func describe(r *Report, path string, h *safetensors.Header, refs []lora.TensorR
 		if stored := h.Metadata["sshs_model_hash"]; stored != "" {
 			m := strings.EqualFold(strings.TrimPrefix(stored, "0x"), hs.Data)
 			hs.SSHSMatches = &m
-			if !m {
+			if !m && !isEmptyHash(stored) {
 				r.Warnings = append(r.Warnings, "stored sshs_model_hash does not match the tensor data (the file was changed after it was hashed)")
 			}
 		}
@@ -216,11 +222,16 @@ func describeLoRA(r *Report, an *lora.Analysis, forced *arch.Arch) lora.Fit {
 		r.UnknownKeys = append(r.UnknownKeys, t.Key)
 	}
 	sort.Strings(r.UnknownKeys)
+	if note := forcedMismatch(an, forced, fit); note != "" {
+		r.Warnings = append(r.Warnings, note)
+	}
 	comfyIgnored(r, an, fit)
 	if len(fit.Unresolved) > 0 {
 		where := "any known architecture"
 		if fit.Arch != nil {
 			where = fit.Arch.ID
+		} else if forced != nil {
+			where = forced.ID
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d modules match no module of %s: ComfyUI would log \"lora key not loaded\" for their %d tensors", len(fit.Unresolved), len(an.Modules), where, countTensors(fit.Unresolved)))
 	}
@@ -489,7 +500,7 @@ func readAlphas(r *Report, scalar func(key string) (float32, error), an *lora.An
 		return
 	}
 	r.Alpha = &s
-	if s.Missing > 0 {
+	if s.Missing > 0 && !alphaFolded(r, s) {
 		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
 	}
 }
@@ -515,7 +526,7 @@ func alphaFromHeader(r *Report, an *lora.Analysis) {
 		s.NotRead = true
 	}
 	r.Alpha = &s
-	if s.Missing > 0 {
+	if s.Missing > 0 && !alphaFolded(r, s) {
 		r.Warnings = append(r.Warnings, missingAlphaWarning(s.Missing))
 	}
 }

@@ -182,13 +182,45 @@ func TestTriggerWords(t *testing.T) {
 		want []string
 	}{
 		{map[string]string{"modelspec.trigger_phrase": "pixel_art, 8bit"}, []string{"pixel_art", "8bit"}},
-		{map[string]string{"ss_tag_frequency": `{"10_pxl": {"pxl": 30, "sky": 2}, "5_b": {"sky": 4, "tree": 1}}`}, []string{"pxl", "sky", "tree"}},
+		// caption tags are not trigger words; dataset folder tokens are
+		{map[string]string{"ss_tag_frequency": `{"10_pxl": {"pxl": 30, "sky": 2}, "5_b": {"sky": 4, "tree": 1}}`}, []string{"pxl", "b"}},
+		{map[string]string{"ss_tag_frequency": `{"img": {"sky": 4}}`}, []string{}},
+		{map[string]string{"ss_training_comment": "Trigger words: falcon girl, smf."}, []string{"falcon girl", "smf"}},
 		{map[string]string{"ss_tag_frequency": `{"1_ohwx": {"ohwx": 1}}`, "modelspec.trigger_phrase": "ohwx"}, []string{"ohwx"}},
 		{map[string]string{}, []string{}},
 	} {
 		if got := TriggerWords(tc.meta); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("TriggerWords(%v) = %v, want %v", tc.meta, got, tc.want)
 		}
+	}
+	got := TopTags(map[string]string{"ss_tag_frequency": `{"10_pxl": {"pxl": 30, "sky": 2}, "5_b": {"sky": 4, "tree": 1}}`})
+	if want := []string{"pxl", "sky", "tree"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("TopTags = %v, want %v", got, want)
+	}
+}
+
+func TestTrainingSummary(t *testing.T) {
+	m := map[string]string{
+		"ss_sd_model_name": "v1-5-pruned.safetensors", "ss_new_sd_model_hash": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"ss_training_started_at": "1680721200.5", "ss_resolution": "(512, 768)", "ss_num_epochs": "10", "ss_steps": "3010",
+		"ss_dataset_dirs": `{"16_falcon": {"n_repeats": 16, "img_count": 43}}`,
+	}
+	got := map[string]string{}
+	for _, l := range summaryLines(m) {
+		got[l[0]] = l[1]
+	}
+	want := map[string]string{
+		"base model":   "v1-5-pruned.safetensors (hash e3b0c44298fc) — the SHA-256 of empty input, a trainer bug",
+		"trained":      "2023-04-05 19:00 UTC",
+		"resolution":   "512×768",
+		"epochs/steps": "10 epochs, 3010 steps",
+		"dataset":      "16 × 43 images",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("summaryLines = %v\nwant %v", got, want)
+	}
+	if ws := emptyHashWarnings(map[string]string{"sshs_model_hash": "0xE3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "modelspec.hash_sha256": "0x12"}); len(ws) != 1 || !strings.Contains(ws[0], "sshs_model_hash is the SHA-256 of empty input") {
+		t.Errorf("emptyHashWarnings = %v", ws)
 	}
 }
 

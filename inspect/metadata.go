@@ -47,16 +47,23 @@ func describeMetadata(r *Report) {
 			r.Training[k.label] = v
 		}
 	}
+	for _, l := range summaryLines(m) {
+		r.Training[l[0]] = l[1]
+	}
 	if len(r.Training) == 0 {
 		r.Training = nil
 	}
 	r.TriggerWords = TriggerWords(m)
+	r.TopTags = TopTags(m)
+	r.Warnings = append(r.Warnings, emptyHashWarnings(m)...)
 }
 
-// TriggerWords ranks the words a LoRA expects in prompts, most reliable
-// source first: modelspec.trigger_phrase, SimpleTuner's trained_words,
-// then ss_tag_frequency tags by total count (ai-toolkit writes its trigger
-// there as "1_<trigger>"), then dataset class tokens, at most 10.
+// TriggerWords lists the words a LoRA expects in prompts as the file
+// names them, most reliable source first: modelspec.trigger_phrase,
+// SimpleTuner's trained_words, a training comment naming them, dataset
+// folder tokens ("10_sks"; ai-toolkit writes its trigger as "1_<trigger>"),
+// then dataset class tokens, at most 10. Caption tag frequencies are not
+// trigger words: see TopTags.
 func TriggerWords(m map[string]string) []string {
 	out := []string{}
 	seen := map[string]bool{}
@@ -68,25 +75,7 @@ func TriggerWords(m map[string]string) []string {
 		seen[strings.ToLower(w)] = true
 		out = append(out, w)
 	}
-	for _, k := range []string{"modelspec.trigger_phrase", "trained_words", "ss_trigger_words"} {
-		for _, w := range strings.Split(m[k], ",") {
-			add(w)
-		}
-	}
-	if tf := m["ss_tag_frequency"]; tf != "" {
-		var dirs map[string]map[string]float64
-		if json.Unmarshal([]byte(tf), &dirs) == nil {
-			total := map[string]float64{}
-			for _, tags := range dirs {
-				for tag, n := range tags {
-					total[strings.TrimSpace(tag)] += n
-				}
-			}
-			for _, tag := range rankedKeys(total) {
-				add(tag)
-			}
-		}
-	}
+	namedTriggers(m, add)
 	if ds := m["ss_datasets"]; ds != "" {
 		var sets []struct {
 			Subsets []struct {

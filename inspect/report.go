@@ -22,25 +22,27 @@ type Report struct {
 	Variant  string   `json:"variant,omitempty"`
 	Variants []string `json:"variants,omitempty"`
 	// TargetModules counts modules per target (LoRAs).
-	TargetModules map[string]int `json:"target_modules,omitempty"`
-	Layout        string         `json:"layout,omitempty"` // checkpoints: single-file, diffusion-model, diffusers, ...
-	Modules       int            `json:"modules"`
-	Rank          *MinMax        `json:"rank,omitempty"`
-	Alpha         *AlphaSummary  `json:"alpha,omitempty"`
-	Vectors       int64          `json:"vectors,omitempty"` // embeddings: token vectors
+	TargetModules map[string]int    `json:"target_modules,omitempty"`
+	Layout        string            `json:"layout,omitempty"` // checkpoints: single-file, diffusion-model, diffusers, ...
+	Modules       int               `json:"modules"`
+	Rank          *MinMax           `json:"rank,omitempty"`
+	Alpha         *AlphaSummary     `json:"alpha,omitempty"`
+	Vectors       int64             `json:"vectors,omitempty"` // embeddings: token vectors
+	DTypes        []string          `json:"dtypes"`
+	Tensors       int               `json:"tensors"`
+	Params        int64             `json:"params"`
+	Size          int64             `json:"size"`
+	Metadata      map[string]string `json:"metadata"`
+	Training      map[string]string `json:"training,omitempty"`
+	TriggerWords  []string          `json:"trigger_words"`
 	// Embeddings lists textual-inversion embeddings bundled in a LoRA.
-	Embeddings   []BundledEmbedding `json:"embeddings,omitempty"`
-	DTypes       []string           `json:"dtypes"`
-	Tensors      int                `json:"tensors"`
-	Params       int64              `json:"params"`
-	Size         int64              `json:"size"`
-	Metadata     map[string]string  `json:"metadata"`
-	Training     map[string]string  `json:"training,omitempty"`
-	TriggerWords []string           `json:"trigger_words"`
-	Hashes       *Hashes            `json:"hashes,omitempty"`
-	Stats        *Stats             `json:"stats,omitempty"`
-	Warnings     []string           `json:"warnings"`
-	UnknownKeys  []string           `json:"unknown_keys"`
+	Embeddings []BundledEmbedding `json:"embeddings,omitempty"`
+	// TopTags are the most frequent caption tags (ss_tag_frequency).
+	TopTags     []string `json:"top_tags,omitempty"`
+	Hashes      *Hashes  `json:"hashes,omitempty"`
+	Stats       *Stats   `json:"stats,omitempty"`
+	Warnings    []string `json:"warnings"`
+	UnknownKeys []string `json:"unknown_keys"`
 	// ComfyIgnores are LoRA keys loratool applies but ComfyUI's LoraLoader
 	// does not load (docs/merge.md lists the cases).
 	ComfyIgnores []string `json:"comfyui_ignores,omitempty"`

@@ -212,10 +212,11 @@ func naturalLess(a, b string) bool {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // denseDeltaNorm2 is ‖scale·ΔW‖_F² for algorithms whose delta does not
-// depend on the base weight (LoHa, LoKr, full diffs), computed densely.
+// depend on the base weight (LoHa, LoKr, full diffs), from closed forms
+// that never build the dense delta (adapter.DeltaNorm2).
 func denseDeltaNorm2(f *safetensors.File, m *lora.Module) (float64, bool) {
 	rows, cols, ok := m.DeltaShape()
-	if !ok || rows*cols > 1<<26 {
+	if !ok {
 		return 0, false
 	}
 	algo := ""
@@ -249,13 +250,9 @@ func denseDeltaNorm2(f *safetensors.File, m *lora.Module) (float64, bool) {
 		}
 		am.Tensors[role] = &adapter.Tensor{Shape: shape, Data: v}
 	}
-	d, err := adapter.Delta(am, []int{int(rows), int(cols)})
+	n2, err := adapter.DeltaNorm2(am, []int{int(rows), int(cols)})
 	if err != nil {
 		return 0, false
-	}
-	var n2 float64
-	for _, x := range d.Data {
-		n2 += float64(x) * float64(x)
 	}
 	return n2, true
 }

@@ -94,19 +94,21 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 	}
 	line("tensors", "%d, %s params, %s, dtypes %s", r.Tensors, human(float64(r.Params), ""), human(float64(r.Size), "B"), strings.Join(r.DTypes, " "))
 	if len(r.Training) > 0 {
-		var ks []string
-		for _, k := range trainingKeys {
-			if v, ok := r.Training[k.label]; ok {
+		fmt.Fprintf(w, "  training:\n")
+		for _, k := range trainingOrder() {
+			if v, ok := r.Training[k]; ok {
 				if len(v) > 120 && !verbose {
 					v = v[:117] + "..."
 				}
-				ks = append(ks, k.label+"="+v)
+				fmt.Fprintf(w, "    %-17s %s\n", k+":", v)
 			}
 		}
-		line("training", "%s", strings.Join(ks, "; "))
 	}
 	if len(r.TriggerWords) > 0 {
 		line("trigger words", "%s", strings.Join(r.TriggerWords, ", "))
+	}
+	if len(r.TopTags) > 0 {
+		line("top tags", "%s", strings.Join(r.TopTags, ", "))
 	}
 	if h := r.Hashes; h != nil {
 		line("hashes", "AutoV2 %s  AutoV3 %s  AutoV1 %s  CRC32 %s", strings.ToUpper(h.AutoV2), strings.ToUpper(h.AutoV3), h.AutoV1, h.CRC32)

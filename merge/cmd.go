@@ -61,14 +61,15 @@ Examples:
 			&cli.StringFlag{Name: "lbw-presets", Usage: "block-weight preset file (sd-webui-lora-block-weight's NAME:v,v,v lines) for lbw=NAME"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output file"},
 			&cli.FloatFlag{Name: "strength", Value: 1, Usage: "default strength for model and text encoders"},
-			&cli.FloatFlag{Name: "strength-model", Usage: "default model strength (overrides --strength)"},
-			&cli.FloatFlag{Name: "strength-clip", Usage: "default text-encoder strength (overrides --strength)"},
+			&cli.FloatFlag{Name: "strength-model", Usage: "model strength of LoRAs given without one (default: --strength)"},
+			&cli.FloatFlag{Name: "strength-clip", Usage: "text-encoder strength of LoRAs given without one (default: --strength)"},
 			&cli.BoolFlag{Name: "model-only", Usage: "apply only the diffusion-model part (ComfyUI LoraLoaderModelOnly)"},
 			&cli.StringFlag{Name: "dtype", Value: "keep", Usage: "output dtype: keep, fp32, fp16, bf16, fp8 (e4m3fn), fp8_e5m2"},
 			&cli.StringFlag{Name: "arch", Usage: "the checkpoint's architecture, when detection cannot tell"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the mapping report (module → tensor/slice, algorithm, strength) and write nothing"},
 			cliutil.MaxDenseFlag(),
 			&cli.BoolFlag{Name: "allow-unmatched", Usage: "apply what matches; still list LoRA tensors that match nothing"},
+			&cli.BoolFlag{Name: "force-arch", Usage: "merge a LoRA made for another architecture than the checkpoint's (refused by default)"},
 			&cli.BoolFlag{Name: "lycoris-semantics", Usage: "DoRA/OFT as LyCORIS defines them instead of ComfyUI's quirks (see docs/merge.md)"},
 			&cli.BoolFlag{Name: "peft-dora", Usage: "apply PEFT DoRA (lora_magnitude_vector) as PEFT does; by default it is ignored, as ComfyUI does"},
 			&cli.BoolFlag{Name: "comfy-exact", Usage: "skip what ComfyUI's LoraLoader ignores, so the result renders like a ComfyUI workflow"},
@@ -98,6 +99,11 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.IsSet("strength-clip") {
 		sc = cmd.Float("strength-clip")
 	}
+	archID, err := cliutil.ArchFlag(cmd)
+	if err != nil {
+		return err
+	}
+	cmd.Set("arch", archID)
 	var presets map[string]string
 	if f := cmd.String("lbw-presets"); f != "" {
 		p, err := LoadPresets(f)
@@ -122,13 +128,19 @@ func action(ctx context.Context, cmd *cli.Command) error {
 		return cliutil.Usage("merge needs -o OUTPUT (or --dry-run)")
 	}
 	if cmd.String("base") == "" {
+		if len(inputs) < 2 {
+			return cliutil.Usage("merge needs --base, or two or more --lora to merge LoRAs")
+		}
 		return loraMergeAction(ctx, cmd, inputs, out)
 	}
 	if cmd.IsSet("rank") || cmd.IsSet("rank-rule") {
 		return cliutil.Usage("--rank/--rank-rule apply to LoRA+LoRA merges (without --base)")
 	}
+	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json") || cmd.Bool("dry-run"))
+	bar.Phase("planning", 0)
 	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics"),
-		PEFTDoRA: cmd.Bool("peft-dora"), ComfyExact: cmd.Bool("comfy-exact")})
+		PEFTDoRA: cmd.Bool("peft-dora"), ComfyExact: cmd.Bool("comfy-exact"), ForceArch: cmd.Bool("force-arch")})
+	bar.Finish()
 	if err != nil {
 		return failOrUsage(err)
 	}
@@ -164,10 +176,10 @@ func action(ctx context.Context, cmd *cli.Command) error {
 			return cliutil.Fail("%d LoRA tensors match nothing in %s; nothing written (--allow-unmatched applies the rest, --dry-run shows the mapping)", len(plan.Unmatched), filepath.Base(plan.BasePath))
 		}
 	}
-	bar := cliutil.NewBytesBar(0, "merging", cmd.Bool("quiet") || cmd.Bool("json"))
+	bar.Phase("merging", 0)
 	rep, err := plan.Execute(ctx, out, Options{DType: cmd.String("dtype"), Jobs: int(cmd.Int("jobs")), Overwrite: cmd.Bool("overwrite"), Version: Version,
 		AllowUnmatched: cmd.Bool("allow-unmatched"),
-		Progress:       func(n, total int64) { bar.Set(n) }})
+		Progress:       bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)
@@ -180,7 +192,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "wrote %s: %s, %d patches on %d tensors from %d LoRA(s), %d skipped (%s), %.1f s\n",
 		rep.Output, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), len(rep.Skipped), skippedSummary(rep.Skipped), rep.Seconds)
-	fmt.Fprintf(cliutil.SafeWriter(os.Stderr), "delta kept by the output dtype: %.4g%% lost overall (worst %s: %.4g%%)", 100*rep.DeltaError, rep.WorstTensor, 100*rep.WorstDeltaError)
+	fmt.Fprint(cliutil.SafeWriter(os.Stderr), LossLine(rep))
 	if rep.Clamped > 0 {
 		fmt.Fprintf(os.Stderr, ", %d values saturated", rep.Clamped)
 	}

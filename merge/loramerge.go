@@ -392,17 +392,20 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 	}
 	rep.Notes = append(rep.Notes, embNotes...)
 	meta := loraMergeMetadata(a, inputs, metas, rep, opt)
+	enc, clamped, err := encodeHashed(specs, data, meta)
+	if err != nil {
+		return nil, err
+	}
+	rep.Clamped = clamped
 	w, err := safetensors.Create(out, specs, meta)
 	if err != nil {
 		return nil, err
 	}
 	defer w.Abort()
 	for _, s := range w.Order() {
-		st, err := w.WriteFloat32(s.Name, data[s.Name])
-		if err != nil {
+		if err := w.Write(s.Name, enc[s.Name]); err != nil {
 			return nil, err
 		}
-		rep.Clamped += st.Clamped
 	}
 	if err := w.Commit(); err != nil {
 		return nil, err
@@ -535,7 +538,8 @@ func loraMergeMetadata(a *arch.Arch, inputs []Input, metas []map[string]string, 
 		if title == "" {
 			title = strings.TrimSuffix(name, filepath.Ext(name))
 		}
-		titles = append(titles, title)
+		clip := in.StrengthClip
+		titles = append(titles, mergedFromEntry(title, in.StrengthModel, &clip))
 		if tp := m["modelspec.trigger_phrase"]; tp != "" {
 			triggers = append(triggers, tp)
 		}
@@ -545,7 +549,7 @@ func loraMergeMetadata(a *arch.Arch, inputs []Input, metas []map[string]string, 
 				tags[title+"/"+dir] = t
 			}
 		}
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, Architecture: a.ID, LBW: in.LBW.spec()})
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: &clip, Architecture: a.ID, LBW: in.LBW.spec()})
 	}
 	meta["modelspec.merged_from"] = strings.Join(titles, ",")
 	meta["modelspec.title"] = strings.TrimSuffix(filepath.Base(rep.Output), filepath.Ext(rep.Output))

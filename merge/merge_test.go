@@ -308,7 +308,7 @@ func TestMergeRejectsWrongArchitecture(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := NewPlan(basePath, []Input{{Path: loraPath, StrengthModel: 1, StrengthClip: 1}}, PlanOptions{})
-	if err == nil || !strings.Contains(err.Error(), "this is an sdxl LoRA; the checkpoint is sd1") {
+	if err == nil || !strings.Contains(err.Error(), "an sdxl LoRA on an sd1 checkpoint") {
 		t.Fatalf("error %v, want the wrong-architecture message", err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/loratool/loratool/arch"
@@ -27,8 +26,8 @@ type Input struct {
 
 // ParseInput parses "FILE[:STRENGTH[:CLIP_STRENGTH]][:lbw=SPEC]";
 // defModel/defClip are used for the parts not given. A file name that
-// itself contains ':' works as long as what follows the last ':' is not a
-// number.
+// itself contains ':' is taken whole when such a file exists (see
+// splitSpec); a strength that is not a number is a *StrengthError.
 func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	in := Input{Path: s, StrengthModel: defModel, StrengthClip: defClip}
 	whole := s
@@ -39,17 +38,11 @@ func ParseInput(s string, defModel, defClip float64) (Input, error) {
 		}
 		in.LBW, s = bw, rest
 	}
-	parts := strings.Split(s, ":")
-	var nums []float64
-	for len(parts) > 1 && len(nums) < 2 {
-		v, err := strconv.ParseFloat(parts[len(parts)-1], 64)
-		if err != nil {
-			break
-		}
-		nums = append([]float64{v}, nums...)
-		parts = parts[:len(parts)-1]
+	path, nums, err := splitSpec(s)
+	if err != nil {
+		return in, err
 	}
-	in.Path = strings.Join(parts, ":")
+	in.Path = path
 	if in.Path == "" {
 		return in, fmt.Errorf("--lora %q: no file name", whole)
 	}
@@ -132,6 +125,9 @@ type PlanOptions struct {
 	ModelOnly bool   // apply only the diffusion-model part
 	// LyCORISSemantics turns off ComfyUI's DoRA / OFT quirks.
 	LyCORISSemantics bool
+	// ForceArch merges a LoRA detected as another architecture than the
+	// checkpoint's instead of refusing it.
+	ForceArch bool
 	// ComfyExact skips what ComfyUI's LoraLoader does not load (IA3,
 	// names its key map lacks), so the result renders like a ComfyUI
 	// workflow with the same LoRAs.
@@ -288,6 +284,9 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 		}
 		p.mapModule(i, m, opt)
 	}
+	if err := refuseOtherArch(in.Path, own, p.Arch, len(p.Unmatched) > unmatchedBefore, opt.ForceArch); err != nil {
+		return err
+	}
 	// a LoRA for another architecture: say so in one line instead of
 	// listing every tensor
 	applied := 0
@@ -298,7 +297,7 @@ func (p *Plan) mapLoRA(i int, lf *safetensors.File, opt PlanOptions) error {
 			applied++
 		}
 	}
-	if own.Arch != nil && own.Arch != p.Arch && applied*2 < len(an.Modules) && len(p.Unmatched) > unmatchedBefore {
+	if !opt.ForceArch && own.Arch != nil && own.Arch != p.Arch && applied*2 < len(an.Modules) && len(p.Unmatched) > unmatchedBefore {
 		also := false
 		for _, a := range own.Also {
 			also = also || a == p.Arch
@@ -512,7 +511,7 @@ func (p *Plan) Describe() []string {
 				n++
 			}
 		}
-		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, strength model %g clip %g%s", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, in.StrengthModel, in.StrengthClip, lbwNote(in)))
+		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, %s%s", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, p.strengthsText(i), lbwNote(in)))
 	}
 	for _, pt := range p.Patches {
 		tgt := pt.Key

@@ -63,9 +63,11 @@ type Report struct {
 	WorstTensor     string  `json:"worst_tensor,omitempty"`
 	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
 	Clamped         int     `json:"clamped_values"`
-	BytesWritten    int64   `json:"bytes_written"`
-	Seconds         float64 `json:"seconds"`
-	DryRun          bool    `json:"dry_run,omitempty"`
+	// LossDType is the output dtype of the tensor that lost most.
+	LossDType    string  `json:"loss_dtype,omitempty"`
+	BytesWritten int64   `json:"bytes_written"`
+	Seconds      float64 `json:"seconds"`
+	DryRun       bool    `json:"dry_run,omitempty"`
 }
 
 // outDType decides a tensor's output dtype.
@@ -312,6 +314,7 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 				e := math.Sqrt(r.stats.lost / r.stats.intended)
 				if e > worst {
 					worst, rep.WorstTensor, rep.WorstDeltaError = e, spec.Name, e
+					rep.LossDType = dtypeName(spec.DType)
 				}
 			}
 		}
@@ -326,8 +329,8 @@ func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, e
 	rep.Clamped = agg.clamped
 	rep.BytesWritten = w.FileSize()
 	rep.Seconds = time.Since(start).Seconds()
-	if rep.DeltaError > 0.5 {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%.0f%% of the LoRA's change was lost to rounding in the output dtype; consider --dtype bf16 or fp16", 100*rep.DeltaError))
+	if w := lossWarning(rep, len(scaleOf) > 0); w != "" {
+		rep.Warnings = append(rep.Warnings, w)
 	}
 	return rep, nil
 }
@@ -648,12 +651,12 @@ func dataHash(f *safetensors.File) (string, error) {
 }
 
 type mergedLoRA struct {
-	File          string  `json:"file"`
-	StrengthModel float64 `json:"strength_model"`
-	StrengthClip  float64 `json:"strength_clip"`
-	SHA256Data    string  `json:"sshs_model_hash"`
-	Architecture  string  `json:"architecture"`
-	LBW           string  `json:"lbw,omitempty"` // block weights (lbw= spec)
+	File          string   `json:"file"`
+	StrengthModel float64  `json:"strength_model"`
+	StrengthClip  *float64 `json:"strength_clip,omitempty"` // only when text encoders were patched
+	SHA256Data    string   `json:"sshs_model_hash"`
+	Architecture  string   `json:"architecture"`
+	LBW           string   `json:"lbw,omitempty"` // block weights (lbw= spec)
 }
 
 // outputMetadata keeps the base's metadata and records the merged LoRAs.
@@ -673,12 +676,13 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 			return nil, err
 		}
 		name := filepath.Base(in.Path)
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, SHA256Data: h, Architecture: p.LoRAArch[i], LBW: in.LBW.spec()})
+		clip := p.appliedClip(i)
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: clip, SHA256Data: h, Architecture: p.LoRAArch[i], LBW: in.LBW.spec()})
 		title := p.LoRAs[i].Metadata["modelspec.title"]
 		if title == "" {
 			title = strings.TrimSuffix(name, filepath.Ext(name))
 		}
-		titles = append(titles, fmt.Sprintf("%s:%g", title, in.StrengthModel))
+		titles = append(titles, mergedFromEntry(title, in.StrengthModel, p.mergedFromClip(i)))
 	}
 	var prev []mergedLoRA
 	if old := meta["loratool.merged_loras"]; old != "" {

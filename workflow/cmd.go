@@ -443,7 +443,7 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 	merge.WriteComfyIgnored(ew, plan, !cmd.Bool("apply-all"))
 	bar := cliutil.NewBytesBar(0, "baking", cmd.Bool("quiet") || cmd.Bool("json"))
 	rep, err := plan.Execute(ctx, out, merge.Options{DType: cmd.String("dtype"), Overwrite: cmd.Bool("overwrite"), Version: merge.Version,
-		Progress: func(n, total int64) { bar.Set(n) }})
+		Progress: bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {
 		return cliutil.Fail("%v", err)
@@ -464,7 +464,7 @@ func bakeAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintf(ew, "wrote %s: %s, %d patches on %d tensors from %d LoRA(s) of sampler %s (nodes %s), %.1f s\n",
 		out, rep.Architecture, rep.Patches, rep.PatchedTensors, len(rep.LoRAs), st.SamplerID, strings.Join(baked, ", "), rep.Seconds)
-	fmt.Fprintf(ew, "delta kept by the output dtype: %.4g%% lost overall\n", 100*rep.DeltaError)
+	fmt.Fprintln(ew, merge.LossLine(rep))
 	for _, m := range rep.Warnings {
 		fmt.Fprintln(ew, "warning:", m)
 	}

@@ -4,14 +4,18 @@ package cliutil
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 	"golang.org/x/term"
+
+	"github.com/loratool/loratool/arch"
 )
 
 // Exit codes.
@@ -38,6 +42,10 @@ func Silent() error { return cli.Exit("", ExitFailed) }
 // StderrIsTerminal reports whether progress bars should be drawn.
 func StderrIsTerminal() bool { return term.IsTerminal(int(os.Stderr.Fd())) }
 
+// jsonWritten counts the JSON lines written (JSONFailure adds none when a
+// command already reported its inputs).
+var jsonWritten atomic.Int64
+
 // JSONLines writes one JSON object per line, safe for concurrent use.
 type JSONLines struct {
 	mu sync.Mutex
@@ -56,64 +64,46 @@ func (j *JSONLines) Write(v any) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	_, err = j.w.Write(append(b, '\n'))
+	jsonWritten.Add(1)
 	return err
 }
 
-// Bar is a progress bar on stderr that is drawn only when stderr is a
-// terminal (and never with quiet); otherwise its methods do nothing.
-type Bar struct{ b *progressbar.ProgressBar }
-
-// NewBytesBar returns a byte-counting bar with speed and ETA.
-func NewBytesBar(total int64, desc string, quiet bool) *Bar {
-	if quiet || !StderrIsTerminal() {
-		return &Bar{}
+// ArchFlag resolves the command's --arch value (an id or an alias such as
+// sd15, xl, flux-dev) to a registry id; an unknown name is bad usage
+// (exit 2) listing the ids. "" means: detect.
+func ArchFlag(cmd *cli.Command) (string, error) {
+	id, err := arch.ParseID(cmd.String("arch"))
+	if err != nil {
+		return "", Usage("--arch: %v", err)
 	}
-	return &Bar{b: progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionShowTotalBytes(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionUseIECUnits(true),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionSetVisibility(true),
-	)}
+	return id, nil
 }
 
-// NewCountBar returns a bar counting items (files, modules).
-func NewCountBar(total int, desc string, quiet bool) *Bar {
-	if quiet || !StderrIsTerminal() {
-		return &Bar{}
+// JSONFailure makes a command that failed (exit 1) with --json and printed
+// no JSON yet still print one JSON object, {"file":…,"error":…}, on stdout. file is the first of
+// candidates that the message starts with (the input the error is
+// about), else the first candidate. err is returned unchanged.
+func JSONFailure(cmd *cli.Command, err error, candidates ...string) error {
+	var ec cli.ExitCoder
+	if err == nil || !cmd.Bool("json") || !errors.As(err, &ec) || ec.ExitCode() != ExitFailed || ec.Error() == "" || jsonWritten.Load() > 0 {
+		return err
 	}
-	return &Bar{b: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionClearOnFinish(),
-	)}
-}
-
-// Add advances the bar by n.
-func (b *Bar) Add(n int64) {
-	if b.b != nil {
-		b.b.Add64(n)
+	msg := strings.TrimPrefix(ec.Error(), "loratool: ")
+	file := ""
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if file == "" || strings.HasPrefix(msg, c+":") {
+			file = c
+			if strings.HasPrefix(msg, c+":") {
+				break
+			}
+		}
 	}
-}
-
-// Set moves the bar to n.
-func (b *Bar) Set(n int64) {
-	if b.b != nil {
-		b.b.Set64(n)
-	}
-}
-
-// Finish completes and clears the bar.
-func (b *Bar) Finish() {
-	if b.b != nil {
-		b.b.Finish()
-	}
+	NewJSONLines(os.Stdout).Write(struct {
+		File  string `json:"file"`
+		Error string `json:"error"`
+	}{file, msg})
+	return err
 }

@@ -16,7 +16,7 @@ import (
 // dense delta one adapter module may imply where no target weight bounds
 // it (LoRA+LoRA merges, convert --approximate, resize).
 func MaxDenseFlag() cli.Flag {
-	return &cli.Int64Flag{Name: "max-dense", Value: 1 << 28, Usage: "refuse modules whose dense delta would exceed this many elements where no target weight bounds it (268435456 = 1 GiB of float32)",
+	return &cli.Int64Flag{Name: "max-dense", Value: 1 << 28, Usage: "refuse modules whose dense delta would exceed this many elements where no target weight bounds it; the default, 268435456, is 1 GiB of float32",
 		Validator: func(v int64) error {
 			if v < 0 {
 				return fmt.Errorf("--max-dense must be positive")
