@@ -13,9 +13,9 @@ import (
 // hb builds raw GGUF headers for malformed-file vectors.
 type hb struct{ b []byte }
 
-func (h *hb) u32(v uint32) *hb { h.b = binary.LittleEndian.AppendUint32(h.b, v); return h }
-func (h *hb) u64(v uint64) *hb { h.b = binary.LittleEndian.AppendUint64(h.b, v); return h }
-func (h *hb) str(s string) *hb { h.u64(uint64(len(s))); h.b = append(h.b, s...); return h }
+func (h *hb) u32(v uint32) *hb  { h.b = binary.LittleEndian.AppendUint32(h.b, v); return h }
+func (h *hb) u64(v uint64) *hb  { h.b = binary.LittleEndian.AppendUint64(h.b, v); return h }
+func (h *hb) str(s string) *hb  { h.u64(uint64(len(s))); h.b = append(h.b, s...); return h }
 func (h *hb) raw(b ...byte) *hb { h.b = append(h.b, b...); return h }
 func (h *hb) pad(n int) *hb {
 	for len(h.b)%n != 0 {
