@@ -33,6 +33,7 @@ type Report struct {
 	TriggerWords  []string          `json:"trigger_words"`
 	Hashes        *Hashes           `json:"hashes,omitempty"`
 	Stats         *Stats            `json:"stats,omitempty"`
+	GGUF          *GGUFInfo         `json:"gguf,omitempty"`
 	Warnings      []string          `json:"warnings"`
 	UnknownKeys   []string          `json:"unknown_keys"`
 	Error         string            `json:"error,omitempty"`

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/gguf"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -78,6 +79,7 @@ type Issue struct {
 type Plan struct {
 	BasePath  string
 	Base      *safetensors.File
+	gguf      *gguf.File // set when the base is a GGUF file (Base is then a header-only view)
 	Arch      *arch.Arch
 	Info      arch.CheckpointInfo
 	Inputs    []Input
@@ -97,6 +99,9 @@ type Plan struct {
 func (p *Plan) Close() {
 	if p.Base != nil {
 		p.Base.Close()
+	}
+	if p.gguf != nil {
+		p.gguf.Close()
 	}
 	for _, l := range p.LoRAs {
 		if l != nil {
@@ -163,11 +168,11 @@ func algoOf(m *lora.Module) (string, error) {
 // NewPlan opens the base and the LoRAs and maps every module.
 func NewPlan(base string, inputs []Input, opt PlanOptions) (*Plan, error) {
 	p := &Plan{BasePath: base, Inputs: inputs, ByKey: map[string][]*Patch{}, lycoris: opt.LyCORISSemantics}
-	f, err := safetensors.Open(base)
+	f, gf, err := openBase(base)
 	if err != nil {
 		return nil, err
 	}
-	p.Base = f
+	p.Base, p.gguf = f, gf
 	view := arch.MapView{}
 	for _, t := range f.Tensors {
 		view[t.Name] = t.Shape

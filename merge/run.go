@@ -35,6 +35,9 @@ type Options struct {
 	Progress func(written, total int64)
 	// Version is recorded in the output metadata.
 	Version string
+	// PatchedType is the GGUF type of patched tensors of a GGUF base
+	// ("" keeps each tensor's own type).
+	PatchedType string
 }
 
 // Report is the outcome of a merge.
@@ -57,6 +60,9 @@ type Report struct {
 	WorstTensor     string  `json:"worst_tensor,omitempty"`
 	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
 	Clamped         int     `json:"clamped_values"`
+	// TensorErrors lists, for GGUF bases, each patched tensor's
+	// requantization loss.
+	TensorErrors []TensorError `json:"tensor_delta_rel_errors,omitempty"`
 	BytesWritten    int64   `json:"bytes_written"`
 	Seconds         float64 `json:"seconds"`
 	DryRun          bool    `json:"dry_run,omitempty"`
@@ -103,6 +109,9 @@ func fp8Max(d dtype.DType) float32 {
 
 // Execute streams the merged checkpoint to out.
 func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, error) {
+	if p.gguf != nil {
+		return p.executeGGUF(ctx, out, opt)
+	}
 	start := time.Now()
 	rep := p.baseReport(out)
 	if len(p.Unmatched) > 0 {
@@ -433,7 +442,7 @@ func intShape(s []int64) []int {
 // compute decodes a base tensor to float32 (dequantising scaled fp8) and
 // applies its patches in order.
 func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
-	v, err := p.Base.Float32(t, getF32(int(t.NumElements())))
+	v, err := p.baseFloat32(t, getF32(int(t.NumElements())))
 	if err != nil {
 		return nil, err
 	}
