@@ -63,9 +63,9 @@ type Report struct {
 	// TensorErrors lists, for GGUF bases, each patched tensor's
 	// requantization loss.
 	TensorErrors []TensorError `json:"tensor_delta_rel_errors,omitempty"`
-	BytesWritten    int64   `json:"bytes_written"`
-	Seconds         float64 `json:"seconds"`
-	DryRun          bool    `json:"dry_run,omitempty"`
+	BytesWritten int64         `json:"bytes_written"`
+	Seconds      float64       `json:"seconds"`
+	DryRun       bool          `json:"dry_run,omitempty"`
 }
 
 // outDType decides a tensor's output dtype.
