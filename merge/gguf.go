@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/gguf"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -25,9 +24,9 @@ type TensorError struct {
 
 func isGGUF(path string) bool { return strings.EqualFold(filepath.Ext(path), ".gguf") }
 
-// openBase opens a safetensors base, or a GGUF base together with a
-// header-only safetensors view of it (every tensor as F32 with its model
-// shape) on which the plan maps LoRA modules exactly as for safetensors.
+// openBase opens a safetensors base, or a GGUF base together with its
+// safetensors view (every tensor as F32 with its model shape), on which the
+// plan maps LoRA modules exactly as for safetensors.
 func openBase(path string) (*safetensors.File, *gguf.File, error) {
 	if !isGGUF(path) {
 		f, err := safetensors.Open(path)
@@ -37,20 +36,12 @@ func openBase(path string) (*safetensors.File, *gguf.File, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h := &safetensors.Header{}
-	var off int64
-	for _, t := range g.Tensors {
-		shape, err := g.ModelShape(t)
-		if err != nil {
-			g.Close()
-			return nil, nil, &gguf.Error{Path: path, Msg: err.Error()}
-		}
-		n := t.NumElements() * 4
-		h.Tensors = append(h.Tensors, safetensors.TensorInfo{Name: t.Name, DType: dtype.F32, Shape: shape, Begin: off, End: off + n})
-		off += n
+	v, err := gguf.SafetensorsView(g)
+	if err != nil {
+		g.Close()
+		return nil, nil, err
 	}
-	h.FileSize = off
-	return &safetensors.File{Path: path, Header: h}, g, nil
+	return v, g, nil
 }
 
 // baseFloat32 decodes base tensor t (from the GGUF when the base is one).

@@ -100,9 +100,7 @@ func (p *Plan) Close() {
 	if p.Base != nil {
 		p.Base.Close()
 	}
-	if p.gguf != nil {
-		p.gguf.Close()
-	}
+
 	for _, l := range p.LoRAs {
 		if l != nil {
 			l.Close()

@@ -56,3 +56,23 @@ func (w *Writer) checkRaw() error {
 	}
 	return nil
 }
+
+// Decoder decodes the tensors of a file in another format (GGUF) for a
+// view made by NewView.
+type Decoder interface {
+	DecodeFloat32(t TensorInfo, dst []float32) ([]float32, error)
+	Close() error
+}
+
+// NewView returns a File that presents a file of another format as a
+// header-only safetensors file: tensors lists every tensor with the dtype
+// and shape it decodes to (offsets are only nominal), Float32 decodes
+// through dec, Bytes returns nil, Close closes dec. Code that reads
+// tensors with Float32 works on such views unchanged.
+func NewView(path string, tensors []TensorInfo, dec Decoder) *File {
+	h := &Header{Tensors: tensors}
+	for _, t := range tensors {
+		h.FileSize = max(h.FileSize, t.End)
+	}
+	return &File{Path: path, Header: h, dec: dec}
+}
