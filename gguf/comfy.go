@@ -33,6 +33,7 @@ func ComfyArch(archID string) (string, bool) {
 var keepFloat = map[string][]string{
 	"flux":       {"txt_in.", "img_in.", "time_in.", "vector_in.", "guidance_in.", "final_layer."},
 	"sd1":        {"class_embedding.", "time_embedding.", "add_embedding.", "time_embed.", "label_emb.", "conv_in.", "conv_out.", "=input_blocks.0.0.weight", "=out.2.weight"},
+	"sdxl":       {"class_embedding.", "time_embedding.", "add_embedding.", "time_embed.", "label_emb.", "conv_in.", "conv_out.", "=input_blocks.0.0.weight", "=out.2.weight"},
 	"sd3":        {"final_layer.", "time_text_embed.", "context_embedder.", "t_embedder.", "y_embedder.", "x_embedder.", "=proj_out.weight", "=pos_embed"},
 	"aura":       {"t_embedder.", "init_x_linear.", "=modF.1.weight", "=cond_seq_linear.weight", "=final_linear.weight", "=positional_encoding", "=register_tokens"},
 	"ltxv":       {"adaln_single.", "caption_projection.", "patchify_proj.", "proj_out.", "scale_shift_table"},
