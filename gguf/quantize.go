@@ -320,6 +320,7 @@ func makeQ3Quants(n, nmax int, x []float32, L []int8) float32 {
 // makeQKX2Quants is ggml's make_qkx2_quants. It returns the scale and the
 // (positive) minimum.
 func makeQKX2Quants(n, nmax int, x, weights []float32, L, Laux []uint8, rmin, rdelta float32, nstep int, useMAD bool) (float32, float32) {
+	x, weights, L, Laux = x[:n], weights[:n], L[:n], Laux[:n]
 	mn, mx := x[0], x[0]
 	sumW := weights[0]
 	sumX := float32(sumW * x[0])
@@ -361,15 +362,20 @@ func makeQKX2Quants(n, nmax int, x, weights []float32, L, Laux []uint8, rmin, rd
 	for is := 0; is <= nstep; is++ {
 		iscale = float32(float32(rmin+float32(rdelta*float32(is)))+fnmax) / (mx - mn)
 		var sumL, sumL2, sumXL float32
-		for i := 0; i < n; i++ {
-			l := clampInt(nearestInt(float32(iscale*float32(x[i]-mn))), 0, nmax)
+		for i, xi := range x {
+			v := float32(float32(iscale*float32(xi-mn)) + 12582912)
+			l := int(int32(math.Float32bits(v))&0x007fffff) - 0x00400000
+			if l < 0 {
+				l = 0
+			} else if l > nmax {
+				l = nmax
+			}
 			Laux[i] = uint8(l)
-			w := weights[i]
 			fl := float32(l)
-			wl := float32(w * fl)
+			wl := float32(weights[i] * fl)
 			sumL = sumL + wl
 			sumL2 = sumL2 + float32(wl*fl)
-			sumXL = sumXL + float32(wl*x[i])
+			sumXL = sumXL + float32(wl*xi)
 		}
 		D := float32(sumW*sumL2) - float32(sumL*sumL)
 		if D > 0 {
@@ -380,8 +386,8 @@ func makeQKX2Quants(n, nmax int, x, weights []float32, L, Laux []uint8, rmin, rd
 				thisScale = sumXL / sumL2
 			}
 			var curError float32
-			for i := 0; i < n; i++ {
-				diff := float32(float32(float32(thisScale*float32(Laux[i]))+thisMin) - x[i])
+			for i, xi := range x {
+				diff := float32(float32(float32(thisScale*float32(Laux[i]))+thisMin) - xi)
 				if useMAD {
 					diff = abs32(diff)
 				} else {
