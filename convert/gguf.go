@@ -143,6 +143,9 @@ func ToGGUF(in, out string, opt GGUFOptions) (*GGUFResult, error) {
 		specs = append(specs, gguf.TensorSpec{Name: it.name, Type: it.choice.Type, Shape: it.choice.Shape})
 		res.Types[it.choice.Type.String()]++
 	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return res, err
+	}
 	w, err := gguf.Create(out, kvs, specs)
 	if err != nil {
 		return res, err
@@ -220,6 +223,9 @@ func FromGGUF(in, out string, dt dtype.DType, overwrite bool) (*GGUFResult, erro
 	meta := map[string]string{"format": "pt"}
 	if res.Architecture != "" {
 		meta["gguf.architecture"] = res.Architecture
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return res, err
 	}
 	w, err := safetensors.Create(out, specs, meta)
 	if err != nil {
