@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loratool/loratool/gguf"
@@ -136,6 +137,46 @@ func (p *Plan) executeGGUF(ctx context.Context, out string, opt Options) (*Repor
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
+	// Patched tensors are computed by jobs workers ahead of the writer
+	// (each holds one tensor's float32 values, bytes and loss scratch);
+	// results are written in file order.
+	type result struct {
+		data []byte
+		st   tensorStats
+		err  error
+	}
+	var idx []int
+	for i, t := range g.Tensors {
+		if len(p.ByKey[t.Name]) > 0 {
+			idx = append(idx, i)
+		}
+	}
+	results := make(map[int]chan result, len(idx))
+	for _, i := range idx {
+		results[i] = make(chan result, 1)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // no worker outlives the call
+	sem := make(chan struct{}, jobs)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, i := range idx {
+			select {
+			case sem <- struct{}{}:
+			case <-cctx.Done():
+				return
+			}
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				var r result
+				r.data, r.st, r.err = p.patchGGUF(g.Tensors[i], specs[i].Type)
+				results[i] <- r
+			}(i)
+		}
+	}()
 	var agg tensorStats
 	worst := -1.0
 	for i, t := range g.Tensors {
@@ -149,11 +190,23 @@ func (p *Plan) executeGGUF(ctx context.Context, out string, opt Options) (*Repor
 			g.Release(t)
 			continue
 		}
-		st, err := p.patchGGUF(w, t, specs[i].Type, jobs)
+		var r result
+		select {
+		case r = <-results[i]:
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		}
+		<-sem
+		if r.err != nil {
+			return rep, fmt.Errorf("%s: %v", t.Name, r.err)
+		}
+		err := w.Write(t.Name, r.data)
+		putBytes(r.data)
 		if err != nil {
-			return rep, fmt.Errorf("%s: %v", t.Name, err)
+			return rep, err
 		}
 		g.Release(t)
+		st := r.st
 		rep.PatchedTensors++
 		agg.intended += st.intended
 		agg.lost += st.lost
@@ -180,39 +233,38 @@ func (p *Plan) executeGGUF(ctx context.Context, out string, opt Options) (*Repor
 	return rep, nil
 }
 
-// patchGGUF computes, requantizes and writes one patched tensor, and
-// measures how much of the delta survived: Σ intended² and
-// Σ (stored − intended)² with intended = patched − base and stored =
-// dequant(requant(patched)) − base, all from the dequantized base.
-func (p *Plan) patchGGUF(w *gguf.Writer, t gguf.TensorInfo, typ gguf.Type, jobs int) (tensorStats, error) {
+// patchGGUF computes and requantizes one patched tensor and measures how
+// much of the delta survived: Σ intended² and Σ (stored − intended)² with
+// intended = patched − base and stored = dequant(requant(patched)) − base,
+// all from the dequantized base. The bytes come from the buffer cache.
+func (p *Plan) patchGGUF(t gguf.TensorInfo, typ gguf.Type) ([]byte, tensorStats, error) {
 	var st tensorStats
 	ti, _ := p.Base.Lookup(t.Name)
 	pw, err := p.compute(ti)
 	if err != nil {
-		return st, err
+		return nil, st, err
 	}
 	defer putF32(pw.Data)
 	size, err := typ.RowSize(int64(len(pw.Data)))
 	if err != nil {
-		return st, err
+		return nil, st, err
 	}
 	buf := getBytes(int(size))
-	defer putBytes(buf)
-	if err := gguf.QuantizeParallel(typ, pw.Data, buf, jobs); err != nil {
-		return st, err
-	}
-	if err := w.Write(t.Name, buf); err != nil {
-		return st, err
+	if err := gguf.Quantize(typ, pw.Data, buf); err != nil {
+		putBytes(buf)
+		return nil, st, err
 	}
 	base, err := p.gguf.Float32(t, getF32(len(pw.Data)))
 	if err != nil {
-		return st, err
+		putBytes(buf)
+		return nil, st, err
 	}
 	defer putF32(base)
 	back := getF32(len(pw.Data))
 	defer putF32(back)
 	if err := gguf.Dequantize(typ, buf, back); err != nil {
-		return st, err
+		putBytes(buf)
+		return nil, st, err
 	}
 	for i, b := range base {
 		intended := float64(pw.Data[i]) - float64(b)
@@ -224,7 +276,7 @@ func (p *Plan) patchGGUF(w *gguf.Writer, t gguf.TensorInfo, typ gguf.Type, jobs 
 		st.lost += (stored - intended) * (stored - intended)
 	}
 	st.patched = true
-	return st, nil
+	return buf, st, nil
 }
 
 func setKV(kvs []gguf.KV, key string, v any) []gguf.KV {
