@@ -26,18 +26,26 @@ const (
 )
 
 // regionWords lists, per region, the block names of the registered
-// architectures (UNet down/mid/up; MMDiT double/joint vs single blocks).
+// architectures, in the order they are tried: text encoders, then the UNet
+// block words (a UNet's attention modules are "transformer_blocks" inside
+// input, middle and output blocks, so the UNet words decide first), then
+// the MMDiT single blocks before the double/joint blocks
+// ("single_transformer_blocks" contains "transformer_blocks").
 var regionWords = []struct {
 	region string
 	words  []string
 }{
-	{RegionIn, []string{"down_blocks", "input_blocks", "double_blocks", "joint_blocks", "transformer_blocks", "double_stream_blocks"}},
-	{RegionMid, []string{"mid_block", "middle_block", "single_blocks", "single_transformer_blocks", "single_stream_blocks"}},
-	{RegionOut, []string{"up_blocks", "output_blocks"}},
 	{RegionTextEncoder, []string{"lora_te", "text_encoder", "text_model", "encoder.block"}},
+	{RegionOut, []string{"up_blocks", "output_blocks"}},
+	{RegionMid, []string{"mid_block", "middle_block"}},
+	{RegionIn, []string{"down_blocks", "input_blocks"}},
+	{RegionMid, []string{"single_blocks", "single_transformer_blocks", "single_stream_blocks"}},
+	{RegionIn, []string{"double_blocks", "joint_blocks", "transformer_blocks", "double_stream_blocks"}},
 }
 
-// Region names where a module (native, diffusers or LoRA name) sits.
+// Region names where a module (native, diffusers or LoRA name) sits, by
+// its name alone; RegionOf answers from the block table when the module is
+// resolved.
 func Region(name string) string {
 	for _, r := range regionWords {
 		for _, w := range r.words {

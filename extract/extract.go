@@ -106,8 +106,12 @@ type ModuleReport struct {
 	DeltaNorm float64 `json:"delta_norm"`                // ‖Δ‖_F
 	MaxAbs    float64 `json:"max_abs_delta"`
 	Method    string  `json:"svd"` // exact or randomized
+	// Block is the module's LoRA Block Weight block (IN04, M00, D07, ...;
+	// "" when in none), the name merge's lbw= and inspect --stats use.
+	Block string `json:"block,omitempty"`
 
 	spectrum []float64 // singular values held (for the plot / summary)
+	region   string    // plot region, from the architecture's block table
 }
 
 // Skip is a weight that was not extracted, with the reason.

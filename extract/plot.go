@@ -24,8 +24,13 @@ var plotGroups = []struct {
 	{arch.RegionOther, color.RGBA{R: 127, G: 127, B: 127, A: 255}},
 }
 
-func plotGroup(name string) int {
-	r := arch.Region(name)
+// plotGroup is the module's region from its architecture's block table
+// (by its LoRA name when it has none).
+func plotGroup(m ModuleReport) int {
+	r := m.region
+	if r == "" {
+		r = arch.Region(m.Name)
+	}
 	for i, g := range plotGroups {
 		if g.label == r {
 			return i
@@ -63,7 +68,7 @@ func Plot(rep *Report, path string) error {
 		if err != nil {
 			return err
 		}
-		g := plotGroup(m.Name)
+		g := plotGroup(m)
 		line.Color = plotGroups[g].color
 		line.Width = vg.Points(0.6)
 		p.Add(line)

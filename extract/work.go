@@ -13,6 +13,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
+	"github.com/loratool/loratool/arch"
 	"github.com/loratool/loratool/dtype"
 	"github.com/loratool/loratool/safetensors"
 	"github.com/loratool/loratool/svd"
@@ -247,7 +248,10 @@ func extractPart(s *settings, j *job, pt part, data []float32) (result, string, 
 		Name: pt.name, Key: j.key, Kind: j.kind, Rank: k, Method: method,
 		DeltaNorm: math.Sqrt(res.TotalFro2), MaxAbs: maxAbs,
 		Retained: res.RetainedTotal(k), RelError: math.Sqrt(tail / res.TotalFro2),
-		spectrum: spec,
+		spectrum: spec, region: arch.RegionOf(pt.target),
+	}
+	if pt.target.Arch != nil {
+		rep.Block = pt.target.Arch.Blocks().BlockOf(pt.target)
 	}
 	if pt.target.Slice != nil {
 		rep.Rows = []int64{int64(pt.off), int64(pt.off + pt.rows)}

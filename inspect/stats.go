@@ -54,11 +54,7 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 	for _, t := range f.Tensors {
 		block := blockOf(t.Name)
 		if m := moduleOf[t.Name]; m != nil {
-			if m.Target != nil {
-				block = m.Target.Component + ":" + blockOf(m.Target.Module)
-			} else {
-				block = blockOf(m.Prefix)
-			}
+			block = moduleBlock(m)
 		}
 		bs := get(block)
 		bs.Tensors++
@@ -104,11 +100,7 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 					}
 				}
 			}
-			block := blockOf(m.Prefix)
-			if m.Target != nil {
-				block = m.Target.Component + ":" + blockOf(m.Target.Module)
-			}
-			get(block).Norm += n2
+			get(moduleBlock(m)).Norm += n2
 		}
 	}
 	for _, bs := range blocks {
@@ -118,6 +110,9 @@ func computeStats(f *safetensors.File, an *lora.Analysis, fit lora.Fit, isLoRA b
 		s.Blocks = append(s.Blocks, *bs)
 	}
 	sort.Slice(s.Blocks, func(i, j int) bool { return naturalLess(s.Blocks[i].Block, s.Blocks[j].Block) })
+	if isLoRA {
+		sortBlocks(s.Blocks, fit)
+	}
 	return s
 }
 

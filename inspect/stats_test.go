@@ -1,8 +1,11 @@
 package inspect
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"github.com/loratool/loratool/arch"
@@ -67,7 +70,7 @@ func TestStatsBlockNorms(t *testing.T) {
 						}
 					}
 				}
-				want["diffusion_model:"+blockOf(m.Target.Module)] += n2
+				want[lbwBlockName(m.Target.Module)] += n2
 			}
 			r := File(p, Options{Stats: true})
 			if r.Error != "" || r.Stats == nil {
@@ -89,4 +92,24 @@ func TestStatsBlockNorms(t *testing.T) {
 			}
 		})
 	}
+}
+
+var reLDMBlock = regexp.MustCompile(`^(input_blocks|middle_block|output_blocks)\.(\d+)\.`)
+
+// lbwBlockName is sd-webui-lora-block-weight's block of an LDM UNet module
+// (input_blocks.N → INnn, middle_block → M00, output_blocks.N → OUTnn);
+// other modules are reported by component and native block.
+func lbwBlockName(module string) string {
+	m := reLDMBlock.FindStringSubmatch(module)
+	if m == nil {
+		return "diffusion_model:" + blockOf(module)
+	}
+	n, _ := strconv.Atoi(m[2])
+	switch m[1] {
+	case "input_blocks":
+		return fmt.Sprintf("IN%02d", n)
+	case "output_blocks":
+		return fmt.Sprintf("OUT%02d", n)
+	}
+	return "M00"
 }

@@ -31,6 +31,16 @@ survived the output dtype's rounding.
 Without --base: merges the LoRAs into one LoRA file (exact: ranks concatenated,
 each LoRA's strength and alpha folded in), or re-compressed with --rank / --rank-rule.
 
+LoRA Block Weight: --lora FILE:STRENGTH:CLIP:lbw=SPEC scales each module by
+its block's weight on top of the strength, as sd-webui-lora-block-weight and
+Inspire Pack's LoraLoaderBlockWeight do. SPEC is a vector in the
+architecture's order (SD1.x/SD2.x 17 or 26 values, SDXL 12 or 20, Flux.1 61 or
+58; blocks a vector does not list get 0), a preset (NONE, ALL, INS, IND,
+INALL, MIDD, OUTD, OUTS, OUTALL, ALL0.5, FLUXALL, or from --lbw-presets FILE),
+or named blocks with globs (IN04:0,MID:1,OUT*:0.5; unnamed blocks keep 1).
+--dry-run shows every module's block and effective strength; docs/merge.md
+has the block orders of every architecture.
+
 A LoRA tensor that matches nothing in the checkpoint is an error (exit 1,
 nothing written) unless --allow-unmatched, which applies the rest and still
 lists them. --dry-run prints the full mapping and writes nothing.
@@ -41,10 +51,14 @@ Examples:
    loratool merge --base flux1-dev-fp8.safetensors --lora flux-lora.safetensors:0.8 --model-only -o flux-merged.safetensors
    loratool merge --base sdxl.safetensors --lora a.safetensors --dry-run
    loratool merge --lora a.safetensors:0.7 --lora b.safetensors:0.5 -o ab.safetensors
-   loratool merge --lora a.safetensors --lora b.safetensors --rank 32 -o ab-r32.safetensors`,
+   loratool merge --lora a.safetensors --lora b.safetensors --rank 32 -o ab-r32.safetensors
+   loratool merge --base sd15.safetensors --lora style.safetensors:0.8:lbw=1,0,0,0,0,0,0,0,1,1,1,1,1,1,1,1,1 -o out.safetensors
+   loratool merge --base sdxl.safetensors --lora face.safetensors:1:lbw=OUTALL --dry-run
+   loratool merge --base flux1-dev.safetensors --lora 'f.safetensors:lbw=D*:1,S*:0.5' --model-only -o out.safetensors`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "base", Usage: "checkpoint to merge into (single-file, diffusion-model-only or diffusers component file)"},
-			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA as FILE[:STRENGTH[:CLIP_STRENGTH]] (repeatable, applied in order)"},
+			&cli.StringSliceFlag{Name: "lora", Usage: "LoRA as FILE[:STRENGTH[:CLIP_STRENGTH]][:lbw=BLOCK_WEIGHTS] (repeatable, applied in order)"},
+			&cli.StringFlag{Name: "lbw-presets", Usage: "block-weight preset file (sd-webui-lora-block-weight's NAME:v,v,v lines) for lbw=NAME"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output file"},
 			&cli.FloatFlag{Name: "strength", Value: 1, Usage: "default strength for model and text encoders"},
 			&cli.FloatFlag{Name: "strength-model", Usage: "default model strength (overrides --strength)"},
@@ -82,11 +96,22 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	if cmd.IsSet("strength-clip") {
 		sc = cmd.Float("strength-clip")
 	}
+	var presets map[string]string
+	if f := cmd.String("lbw-presets"); f != "" {
+		p, err := LoadPresets(f)
+		if err != nil {
+			return cliutil.Usage("--lbw-presets: %v", err)
+		}
+		presets = p
+	}
 	var inputs []Input
 	for _, l := range loras {
 		in, err := ParseInput(l, sm, sc)
 		if err != nil {
 			return cliutil.Usage("%v", err)
+		}
+		if in.LBW != nil {
+			in.LBW.Presets = presets
 		}
 		inputs = append(inputs, in)
 	}
@@ -102,7 +127,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	}
 	plan, err := NewPlan(cmd.String("base"), inputs, PlanOptions{Arch: cmd.String("arch"), ModelOnly: cmd.Bool("model-only"), LyCORISSemantics: cmd.Bool("lycoris-semantics")})
 	if err != nil {
-		return cliutil.Fail("%v", err)
+		return failOrUsage(err)
 	}
 	defer plan.Close()
 	for _, w := range plan.Warnings {

@@ -140,6 +140,10 @@ func MergeLoRAs(inputs []Input, out string, opt LoRAMergeOptions) (*LoRAMergeRep
 			f.Close()
 			return nil, fmt.Errorf("%s: %d modules and %d tensors match no %s module; nothing merged", in.Path, len(fit.Unresolved), len(an.Other), a.ID)
 		}
+		if err := in.LBW.Resolve(a); err != nil {
+			f.Close()
+			return nil, &UsageError{fmt.Sprintf("--lora %s: %v", in.Path, err)}
+		}
 		for _, m := range an.Modules {
 			c, full, err := contributionOf(f, m, in)
 			if err != nil {
@@ -370,6 +374,8 @@ func contributionOf(f *safetensors.File, m *lora.Module, in Input) (contribution
 	if t.Component != arch.DiffusionModel {
 		s = in.StrengthClip
 	}
+	_, bw := in.LBW.Of(t)
+	s *= bw
 	c = contribution{up: up, down: down, r: r, coef: s * scale}
 	if len(ds) == 4 && (ds[2] != 1 || ds[3] != 1) {
 		c.conv = []int64{ds[2], ds[3]}
@@ -430,7 +436,7 @@ func loraMergeMetadata(a *arch.Arch, inputs []Input, metas []map[string]string, 
 				tags[title+"/"+dir] = t
 			}
 		}
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, Architecture: a.ID})
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, Architecture: a.ID, LBW: in.LBW.spec()})
 	}
 	meta["modelspec.merged_from"] = strings.Join(titles, ",")
 	meta["modelspec.title"] = strings.TrimSuffix(filepath.Base(rep.Output), filepath.Ext(rep.Output))
@@ -466,7 +472,7 @@ func loraMergeAction(ctx context.Context, cmd *cli.Command, inputs []Input, out 
 	rep, err := MergeLoRAs(inputs, out, LoRAMergeOptions{Arch: cmd.String("arch"), Rank: int(cmd.Int("rank")), Rule: cmd.String("rank-rule"),
 		DType: dt, Overwrite: cmd.Bool("overwrite"), Version: Version})
 	if err != nil {
-		return cliutil.Fail("%v", err)
+		return failOrUsage(err)
 	}
 	if cmd.Bool("json") {
 		return cliutil.NewJSONLines(os.Stdout).Write(rep)

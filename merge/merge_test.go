@@ -79,6 +79,10 @@ type mergeCase struct {
 	modelOnly bool
 	place     func(m fixture.Module) placement
 	tol       float64 // relative tolerance on the merged values
+	// lbw is a block-weight spec; blockWeight the test's own multiplier
+	// for a module (nil: 1)
+	lbw         string
+	blockWeight func(m fixture.Module) float64
 }
 
 func sd1Place(m fixture.Module) placement {
@@ -164,7 +168,13 @@ func runMergeCase(t *testing.T, tc mergeCase) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out.safetensors")
-	plan, err := NewPlan(basePath, []Input{{Path: loraPath, StrengthModel: tc.sModel, StrengthClip: tc.sClip}}, PlanOptions{ModelOnly: tc.modelOnly})
+	in := Input{Path: loraPath, StrengthModel: tc.sModel, StrengthClip: tc.sClip}
+	if tc.lbw != "" {
+		if in.LBW, err = ParseBlockWeights(tc.lbw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := NewPlan(basePath, []Input{in}, PlanOptions{ModelOnly: tc.modelOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +212,12 @@ func runMergeCase(t *testing.T, tc mergeCase) {
 		if m.Target.Component != arch.DiffusionModel {
 			s = tc.sClip
 			if tc.modelOnly {
+				continue
+			}
+		}
+		if tc.blockWeight != nil {
+			s *= tc.blockWeight(m)
+			if s == 0 {
 				continue
 			}
 		}

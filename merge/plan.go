@@ -22,13 +22,24 @@ type Input struct {
 	Path          string
 	StrengthModel float64
 	StrengthClip  float64
+	// LBW scales each module's strength by its block's weight (nil: 1).
+	LBW *BlockWeights
 }
 
-// ParseInput parses "FILE[:STRENGTH[:CLIP_STRENGTH]]"; defModel/defClip are
-// used for the parts not given. A file name that itself contains ':' works
-// as long as what follows the last ':' is not a number.
+// ParseInput parses "FILE[:STRENGTH[:CLIP_STRENGTH]][:lbw=SPEC]";
+// defModel/defClip are used for the parts not given. A file name that
+// itself contains ':' works as long as what follows the last ':' is not a
+// number.
 func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	in := Input{Path: s, StrengthModel: defModel, StrengthClip: defClip}
+	whole := s
+	if rest, spec, ok := splitLBW(s); ok {
+		bw, err := ParseBlockWeights(spec)
+		if err != nil {
+			return in, fmt.Errorf("--lora %q: %v", whole, err)
+		}
+		in.LBW, s = bw, rest
+	}
 	parts := strings.Split(s, ":")
 	var nums []float64
 	for len(parts) > 1 && len(nums) < 2 {
@@ -41,7 +52,7 @@ func ParseInput(s string, defModel, defClip float64) (Input, error) {
 	}
 	in.Path = strings.Join(parts, ":")
 	if in.Path == "" {
-		return in, fmt.Errorf("--lora %q: no file name", s)
+		return in, fmt.Errorf("--lora %q: no file name", whole)
 	}
 	switch len(nums) {
 	case 1:
@@ -65,6 +76,10 @@ type Patch struct {
 	Transpose bool // the base stores the target transposed (open_clip text_projection)
 	Strength  float64
 	Target    arch.Target
+	// Block is the module's LoRA Block Weight block and BlockWeight the
+	// multiplier folded into Strength (1 without lbw=).
+	Block       string
+	BlockWeight float64
 }
 
 // Issue is a LoRA tensor or module that is not applied, and why.
@@ -197,6 +212,10 @@ func NewPlan(base string, inputs []Input, opt PlanOptions) (*Plan, error) {
 		return nil, fmt.Errorf("%s: cannot tell the checkpoint's architecture from its keys; pass --arch (one of %s)", base, strings.Join(arch.IDs(), ", "))
 	}
 	for i, in := range inputs {
+		if err := in.LBW.Resolve(p.Arch); err != nil {
+			p.Close()
+			return nil, &UsageError{fmt.Sprintf("--lora %s: %v", in.Path, err)}
+		}
 		lf, err := safetensors.Open(in.Path)
 		if err != nil {
 			p.Close()
@@ -318,6 +337,12 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 		skip("diffusion model (model strength 0)")
 		return
 	}
+	block, bw := in.LBW.Of(t)
+	if bw == 0 {
+		skip("block weight 0 (lbw)")
+		return
+	}
+	strength *= bw
 	algo, err := algoOf(m)
 	if err != nil {
 		fail(err.Error())
@@ -368,7 +393,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			return
 		}
 		p.Patches = append(p.Patches, &Patch{Input: i, Module: m, Algo: algo, Key: pl.Key, Slice: sl, Swap: t.SwapScaleShift,
-			Transpose: pl.Transposed, Strength: strength, Target: t})
+			Transpose: pl.Transposed, Strength: strength, Target: t, Block: block, BlockWeight: bw})
 	}
 	if m.Has(lora.RoleDiffB) || m.Has(lora.RoleBNorm) {
 		if t.Slice != nil {
@@ -380,7 +405,7 @@ func (p *Plan) mapModule(i int, m *lora.Module, opt PlanOptions) {
 			fail(reason)
 			return
 		}
-		p.Patches = append(p.Patches, &Patch{Input: i, Module: m, Algo: "full", Key: pl.Key, Bias: true, Strength: strength, Target: t})
+		p.Patches = append(p.Patches, &Patch{Input: i, Module: m, Algo: "full", Key: pl.Key, Bias: true, Strength: strength, Target: t, Block: block, BlockWeight: bw})
 	}
 	if algo == "" && !m.Has(lora.RoleDiffB) && !m.Has(lora.RoleBNorm) {
 		fail("module has no adapter weights (only " + strings.Join(roleNames(m), ", ") + ")")
@@ -460,7 +485,7 @@ func (p *Plan) Describe() []string {
 				n++
 			}
 		}
-		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, strength model %g clip %g", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, in.StrengthModel, in.StrengthClip))
+		out = append(out, fmt.Sprintf("lora %d %s (%s): %d patches, strength model %g clip %g%s", i+1, filepath.Base(in.Path), p.LoRAArch[i], n, in.StrengthModel, in.StrengthClip, lbwNote(in)))
 	}
 	for _, pt := range p.Patches {
 		tgt := pt.Key
@@ -481,7 +506,7 @@ func (p *Plan) Describe() []string {
 		if pt.Module.Has(lora.RoleDoRAScale) {
 			what += "+dora"
 		}
-		out = append(out, fmt.Sprintf("  [%d] %s -> %s (%s, strength %g%s)", pt.Input+1, pt.Module.Prefix, tgt, what, pt.Strength, extra))
+		out = append(out, fmt.Sprintf("  [%d] %s -> %s (%s, strength %g%s%s)", pt.Input+1, pt.Module.Prefix, tgt, what, pt.Strength, p.blockNote(pt), extra))
 	}
 	for _, s := range p.Skipped {
 		out = append(out, fmt.Sprintf("  [%d] skipped %s: %s", s.Input+1, s.Key, s.Reason))

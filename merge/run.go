@@ -624,6 +624,7 @@ type mergedLoRA struct {
 	StrengthClip  float64 `json:"strength_clip"`
 	SHA256Data    string  `json:"sshs_model_hash"`
 	Architecture  string  `json:"architecture"`
+	LBW           string  `json:"lbw,omitempty"` // block weights (lbw= spec)
 }
 
 // outputMetadata keeps the base's metadata and records the merged LoRAs.
@@ -643,7 +644,7 @@ func (p *Plan) outputMetadata(opt Options) (map[string]string, error) {
 			return nil, err
 		}
 		name := filepath.Base(in.Path)
-		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, SHA256Data: h, Architecture: p.LoRAArch[i]})
+		list = append(list, mergedLoRA{File: name, StrengthModel: in.StrengthModel, StrengthClip: in.StrengthClip, SHA256Data: h, Architecture: p.LoRAArch[i], LBW: in.LBW.spec()})
 		title := p.LoRAs[i].Metadata["modelspec.title"]
 		if title == "" {
 			title = strings.TrimSuffix(name, filepath.Ext(name))
