@@ -73,6 +73,12 @@ func Dequantize(t Type, src []byte, dst []float32) error {
 		f = dequantIQ4_NL
 	case IQ4_XS:
 		f = dequantIQ4_XS
+	case TQ1_0:
+		f = dequantTQ1_0
+	case TQ2_0:
+		f = dequantTQ2_0
+	case MXFP4:
+		f = dequantMXFP4
 	}
 	for i := 0; i < len(dst)/bs; i++ {
 		f(src[i*ts:(i+1)*ts], dst[i*bs:(i+1)*bs])
@@ -308,5 +314,76 @@ func dequantIQ4_XS(b []byte, y []float32) {
 		}
 		y = y[32:]
 		qs = qs[16:]
+	}
+}
+
+// kvaluesFP4 is ggml's kvalues_mxfp4 (twice the E2M1 values).
+var kvaluesFP4 = [16]int8{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}
+
+// e8m0Half is ggml_e8m0_to_fp32_half: 2^(x-128).
+func e8m0Half(x uint8) float32 {
+	var bits uint32
+	if x < 2 {
+		bits = 0x00200000 << x
+	} else {
+		bits = uint32(x-1) << 23
+	}
+	return math.Float32frombits(bits)
+}
+
+func dequantMXFP4(b []byte, y []float32) {
+	d := e8m0Half(b[0])
+	qs := b[1:17]
+	for j := 0; j < 16; j++ {
+		y[j] = float32(kvaluesFP4[qs[j]&0x0F]) * d
+		y[j+16] = float32(kvaluesFP4[qs[j]>>4]) * d
+	}
+}
+
+func dequantTQ1_0(b []byte, y []float32) {
+	pow3 := [6]uint8{1, 3, 9, 27, 81, 243}
+	qs, qh := b[0:48], b[48:52]
+	d := f16le(b[52:])
+	for j := 0; j < 32; j += 32 {
+		for n := 0; n < 5; n++ {
+			for m := 0; m < 32; m++ {
+				q := qs[j+m] * pow3[n]
+				xi := int16((uint16(q) * 3) >> 8)
+				y[0] = float32(xi-1) * d
+				y = y[1:]
+			}
+		}
+	}
+	for j := 32; j < 48; j += 16 {
+		for n := 0; n < 5; n++ {
+			for m := 0; m < 16; m++ {
+				q := qs[j+m] * pow3[n]
+				xi := int16((uint16(q) * 3) >> 8)
+				y[0] = float32(xi-1) * d
+				y = y[1:]
+			}
+		}
+	}
+	for n := 0; n < 4; n++ {
+		for j := 0; j < 4; j++ {
+			q := qh[j] * pow3[n]
+			xi := int16((uint16(q) * 3) >> 8)
+			y[0] = float32(xi-1) * d
+			y = y[1:]
+		}
+	}
+}
+
+func dequantTQ2_0(b []byte, y []float32) {
+	qs := b[0:64]
+	d := f16le(b[64:])
+	for j := 0; j < 64; j += 32 {
+		for l := 0; l < 4; l++ {
+			for m := 0; m < 32; m++ {
+				q := int8((qs[j+m] >> (l * 2)) & 3)
+				y[0] = float32(q-1) * d
+				y = y[1:]
+			}
+		}
 	}
 }

@@ -125,7 +125,7 @@ func f32Bytes(v []float32) []byte {
 	return b
 }
 
-var goldenTypes = []Type{F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS}
+var goldenTypes = []Type{F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4}
 
 func TestGoldenQuantize(t *testing.T) {
 	x := goldenInputs(goldenHash)

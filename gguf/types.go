@@ -98,7 +98,7 @@ func (t Type) IsQuantized() bool { return t.Known() && t.BlockSize() > 1 }
 // CanDequantize reports whether this package can decode t to float32.
 func (t Type) CanDequantize() bool {
 	switch t {
-	case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS:
+	case F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, MXFP4:
 		return true
 	}
 	return false
