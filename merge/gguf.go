@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -133,6 +134,11 @@ func (p *Plan) executeGGUF(ctx context.Context, out string, opt Options) (*Repor
 		w.SetProgress(func(n int64) { opt.Progress(n, total) })
 	}
 	g.Advise(true)
+	// a soft heap target, as for safetensors merges
+	if limit := debug.SetMemoryLimit(-1); limit == math.MaxInt64 {
+		debug.SetMemoryLimit(192 << 20)
+		defer debug.SetMemoryLimit(limit)
+	}
 	jobs := opt.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
@@ -254,26 +260,33 @@ func (p *Plan) patchGGUF(t gguf.TensorInfo, typ gguf.Type) ([]byte, tensorStats,
 		putBytes(buf)
 		return nil, st, err
 	}
-	base, err := p.gguf.Float32(t, getF32(len(pw.Data)))
-	if err != nil {
-		putBytes(buf)
-		return nil, st, err
-	}
-	defer putF32(base)
-	back := getF32(len(pw.Data))
-	defer putF32(back)
-	if err := gguf.Dequantize(typ, buf, back); err != nil {
-		putBytes(buf)
-		return nil, st, err
-	}
-	for i, b := range base {
-		intended := float64(pw.Data[i]) - float64(b)
-		stored := float64(back[i]) - float64(b)
-		if math.IsNaN(intended) || math.IsInf(intended, 0) {
-			continue
+	// compare chunk by chunk: no full-size scratch arrays
+	raw := p.gguf.Bytes(t)
+	bs, ts := t.Type.BlockSize(), t.Type.TypeSize()
+	obs, ots := typ.BlockSize(), typ.TypeSize()
+	chunk := 1 << 16 // a multiple of every block size
+	base := make([]float32, chunk)
+	back := make([]float32, chunk)
+	for lo := 0; lo < len(pw.Data); lo += chunk {
+		hi := min(lo+chunk, len(pw.Data))
+		b, k := base[:hi-lo], back[:hi-lo]
+		if err := gguf.Dequantize(t.Type, raw[lo/bs*ts:hi/bs*ts], b); err != nil {
+			putBytes(buf)
+			return nil, st, err
 		}
-		st.intended += intended * intended
-		st.lost += (stored - intended) * (stored - intended)
+		if err := gguf.Dequantize(typ, buf[lo/obs*ots:hi/obs*ots], k); err != nil {
+			putBytes(buf)
+			return nil, st, err
+		}
+		for i, bv := range b {
+			intended := float64(pw.Data[lo+i]) - float64(bv)
+			stored := float64(k[i]) - float64(bv)
+			if math.IsNaN(intended) || math.IsInf(intended, 0) {
+				continue
+			}
+			st.intended += intended * intended
+			st.lost += (stored - intended) * (stored - intended)
+		}
 	}
 	st.patched = true
 	return buf, st, nil
