@@ -68,6 +68,20 @@ func Quantize(t Type, src []float32, dst []byte) error {
 	return nil
 }
 
+// roundf is C's roundf (half away from zero) followed by the conversion to
+// a 32-bit integer (what storing it to an int8_t does on x86-64), for
+// |x| < 2^31; NaN gives the same 0x80000000 as cvttss2si.
+func roundf(x float32) int32 {
+	i := int32(x)
+	f := x - float32(i)
+	if f >= 0.5 {
+		i++
+	} else if f <= -0.5 {
+		i--
+	}
+	return i
+}
+
 // cInt8 converts like C's (int8_t) of a float on x86-64: truncate to a
 // 32-bit integer (cvttss2si), keep the low byte.
 func cInt8(f float32) int8 { return int8(int32(f)) }
@@ -198,8 +212,7 @@ func quantQ8_0(x []float32, y []byte) {
 	}
 	putF16(y, d)
 	for j := 0; j < 32; j++ {
-		x0 := float32(x[j] * id)
-		y[2+j] = byte(int32(float32(math.Round(float64(x0)))))
+		y[2+j] = byte(roundf(float32(x[j] * id)))
 	}
 }
 

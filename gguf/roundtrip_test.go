@@ -87,3 +87,16 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundfMatchesCRound(t *testing.T) {
+	g := &splitmix{s: 7}
+	vals := []float32{0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 127.49999, 0.49999997, -0.49999997, 0, float32(math.Copysign(0, -1))}
+	for i := 0; i < 100000; i++ {
+		vals = append(vals, g.sym()*130, float32(int(g.next()%255)-127)+0.5)
+	}
+	for _, v := range vals {
+		if got, want := roundf(v), int32(math.Round(float64(v))); got != want {
+			t.Fatalf("roundf(%v) = %d, want %d", v, got, want)
+		}
+	}
+}
