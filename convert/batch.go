@@ -72,6 +72,9 @@ func batch(cmd *cli.Command, jobs []job, errs []error, fn func(job) (any, error)
 			case *ResizeResult:
 				x.Error = err.Error()
 				x.Output = ""
+			case *GGUFResult:
+				x.Error = err.Error()
+				x.Output = ""
 			}
 			if asJSON {
 				bar.JSON(r)

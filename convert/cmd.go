@@ -216,15 +216,29 @@ Examples:
    loratool convert --to peft sd15-lora-with-te.safetensors -o pixel   (writes pixel/unet/, pixel/text_encoder/)
    loratool convert --dtype fp16 ~/loras --out-dir ~/loras-fp16 -j 4 --json
    loratool convert old-lora.pt -o old-lora.safetensors
-   loratool convert --to diffusers --approximate --rank 16 lokr.safetensors`,
+   loratool convert --to diffusers --approximate --rank 16 lokr.safetensors
+   loratool convert flux1-dev.safetensors --to gguf --quant Q4_K -o flux1-dev-Q4_K.gguf
+   loratool convert flux1-dev.safetensors --to gguf --quant Q4_K --quant-map "*.linear2.weight=Q6_K"
+   loratool convert flux1-dev-Q4_K.gguf --to safetensors --dtype bf16
+
+GGUF (docs/gguf.md): --to gguf takes the diffusion model out of a checkpoint
+and writes it the way ComfyUI-GGUF's loader expects; --quant is the type of
+the quantizable tensors (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+Q2_K..Q6_K), sensitive tensors stay float. A .gguf input converts
+--to safetensors (dequantized; --dtype, default bf16).`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "target format: kohya, comfy, diffusers or peft (default: keep names)"},
 			&cli.StringFlag{Name: "arch", Usage: "assume this architecture instead of detecting it"},
 			&cli.BoolFlag{Name: "approximate", Usage: "convert modules the target cannot express via delta + SVD"},
 			&cli.IntFlag{Name: "rank", Usage: "rank for --approximate (default: the module's rank)"},
+			&cli.StringFlag{Name: "quant", Usage: "--to gguf: type of the quantized tensors (Q8_0, Q4_K, Q5_K, Q6_K, Q4_0, BF16, ...)"},
+			&cli.StringFlag{Name: "quant-map", Usage: "--to gguf: per-tensor types, \"GLOB=TYPE,...\" (first match wins over the default policy)"},
 		}, batchFlags()...),
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			to := cmd.String("to")
+			if to == "gguf" || to == "safetensors" || anyGGUF(cmd.Args().Slice()) {
+				return ggufAction(ctx, cmd)
+			}
 			if to != "" && !validFormat(to) {
 				return cliutil.Usage("unknown format %q (want kohya, comfy, diffusers or peft)", to)
 			}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/loratool/loratool/dtype"
-	"github.com/loratool/loratool/safetensors"
 	"github.com/loratool/loratool/svd"
 )
 
@@ -301,12 +300,12 @@ func Run(ctx context.Context, opt Options, progress func(done, total int64)) (*R
 	if err != nil {
 		return nil, err
 	}
-	base, err := safetensors.Open(s.Base)
+	base, err := openInput(s.Base)
 	if err != nil {
 		return nil, err
 	}
 	defer base.Close()
-	tuned, err := safetensors.Open(s.Tuned)
+	tuned, err := openInput(s.Tuned)
 	if err != nil {
 		return nil, err
 	}

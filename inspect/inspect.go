@@ -45,6 +45,9 @@ func File(path string, opt Options) *Report {
 		}
 		forced = a
 	}
+	if isGGUF(path) {
+		return inspectGGUF(r, path, forced)
+	}
 	h, err := safetensors.ReadHeader(path)
 	if err != nil {
 		if looksLikePickle(path) {

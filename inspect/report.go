@@ -38,11 +38,12 @@ type Report struct {
 	// Embeddings lists textual-inversion embeddings bundled in a LoRA.
 	Embeddings []BundledEmbedding `json:"embeddings,omitempty"`
 	// TopTags are the most frequent caption tags (ss_tag_frequency).
-	TopTags     []string `json:"top_tags,omitempty"`
-	Hashes      *Hashes  `json:"hashes,omitempty"`
-	Stats       *Stats   `json:"stats,omitempty"`
-	Warnings    []string `json:"warnings"`
-	UnknownKeys []string `json:"unknown_keys"`
+	TopTags     []string  `json:"top_tags,omitempty"`
+	Hashes      *Hashes   `json:"hashes,omitempty"`
+	Stats       *Stats    `json:"stats,omitempty"`
+	GGUF        *GGUFInfo `json:"gguf,omitempty"`
+	Warnings    []string  `json:"warnings"`
+	UnknownKeys []string  `json:"unknown_keys"`
 	// ComfyIgnores are LoRA keys loratool applies but ComfyUI's LoraLoader
 	// does not load (docs/merge.md lists the cases).
 	ComfyIgnores []string `json:"comfyui_ignores,omitempty"`

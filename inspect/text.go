@@ -41,6 +41,7 @@ func (r *Report) WriteText(w io.Writer, verbose bool) {
 	if r.Evidence != "" {
 		line("evidence", "%s", r.Evidence)
 	}
+	r.writeGGUF(line)
 	if len(r.Algorithms) > 0 {
 		line("algorithms", "%s", strings.Join(r.Algorithms, ", "))
 	}

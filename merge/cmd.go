@@ -66,6 +66,7 @@ Examples:
 			&cli.BoolFlag{Name: "model-only", Usage: "apply only the diffusion-model part (ComfyUI LoraLoaderModelOnly)"},
 			&cli.StringFlag{Name: "dtype", Value: "keep", Usage: "output dtype: keep, fp32, fp16, bf16, fp8 (e4m3fn), fp8_e5m2"},
 			&cli.StringFlag{Name: "arch", Usage: "the checkpoint's architecture, when detection cannot tell"},
+			&cli.StringFlag{Name: "patched-type", Usage: "GGUF base: requantize patched tensors to this type (e.g. Q8_0) instead of their own"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the mapping report (module → tensor/slice, algorithm, strength) and write nothing"},
 			cliutil.MaxDenseFlag(),
 			&cli.BoolFlag{Name: "allow-unmatched", Usage: "apply what matches; still list LoRA tensors that match nothing"},
@@ -179,6 +180,7 @@ func action(ctx context.Context, cmd *cli.Command) error {
 	bar.Phase("merging", 0)
 	rep, err := plan.Execute(ctx, out, Options{DType: cmd.String("dtype"), Jobs: int(cmd.Int("jobs")), Overwrite: cmd.Bool("overwrite"), Version: Version,
 		AllowUnmatched: cmd.Bool("allow-unmatched"),
+		PatchedType:    cmd.String("patched-type"),
 		Progress:       bar.WriterProgress()})
 	bar.Finish()
 	if err != nil {

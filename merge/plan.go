@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/loratool/loratool/arch"
+	"github.com/loratool/loratool/gguf"
 	"github.com/loratool/loratool/lora"
 	"github.com/loratool/loratool/safetensors"
 )
@@ -86,6 +87,7 @@ type Issue struct {
 type Plan struct {
 	BasePath  string
 	Base      *safetensors.File
+	gguf      *gguf.File // set when the base is a GGUF file (Base is then a header-only view)
 	Arch      *arch.Arch
 	Info      arch.CheckpointInfo
 	Inputs    []Input
@@ -112,6 +114,7 @@ func (p *Plan) Close() {
 	if p.Base != nil {
 		p.Base.Close()
 	}
+
 	for _, l := range p.LoRAs {
 		if l != nil {
 			l.Close()
@@ -188,11 +191,11 @@ func algoOf(m *lora.Module) (string, error) {
 // NewPlan opens the base and the LoRAs and maps every module.
 func NewPlan(base string, inputs []Input, opt PlanOptions) (*Plan, error) {
 	p := &Plan{BasePath: base, Inputs: inputs, ByKey: map[string][]*Patch{}, lycoris: opt.LyCORISSemantics}
-	f, err := safetensors.Open(base)
+	f, gf, err := openBase(base)
 	if err != nil {
 		return nil, err
 	}
-	p.Base = f
+	p.Base, p.gguf = f, gf
 	view := arch.MapView{}
 	for _, t := range f.Tensors {
 		view[t.Name] = t.Shape

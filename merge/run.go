@@ -38,6 +38,9 @@ type Options struct {
 	// AllowUnmatched applies what matches even when some LoRA tensors
 	// match nothing (they stay listed in Report.Unmatched).
 	AllowUnmatched bool
+	// PatchedType is the GGUF type of patched tensors of a GGUF base
+	// ("" keeps each tensor's own type).
+	PatchedType string
 }
 
 // Report is the outcome of a merge.
@@ -64,10 +67,13 @@ type Report struct {
 	WorstDeltaError float64 `json:"worst_tensor_delta_rel_error,omitempty"`
 	Clamped         int     `json:"clamped_values"`
 	// LossDType is the output dtype of the tensor that lost most.
-	LossDType    string  `json:"loss_dtype,omitempty"`
-	BytesWritten int64   `json:"bytes_written"`
-	Seconds      float64 `json:"seconds"`
-	DryRun       bool    `json:"dry_run,omitempty"`
+	LossDType string `json:"loss_dtype,omitempty"`
+	// TensorErrors lists, for GGUF bases, each patched tensor's
+	// requantization loss.
+	TensorErrors []TensorError `json:"tensor_delta_rel_errors,omitempty"`
+	BytesWritten int64         `json:"bytes_written"`
+	Seconds      float64       `json:"seconds"`
+	DryRun       bool          `json:"dry_run,omitempty"`
 }
 
 // outDType decides a tensor's output dtype.
@@ -111,6 +117,9 @@ func fp8Max(d dtype.DType) float32 {
 
 // Execute streams the merged checkpoint to out.
 func (p *Plan) Execute(ctx context.Context, out string, opt Options) (*Report, error) {
+	if p.gguf != nil {
+		return p.executeGGUF(ctx, out, opt)
+	}
 	start := time.Now()
 	rep := p.baseReport(out)
 	if len(p.Unmatched) > 0 && !opt.AllowUnmatched {
@@ -459,7 +468,7 @@ func intShape(s []int64) []int {
 // compute decodes a base tensor to float32 (dequantising scaled fp8) and
 // applies its patches in order.
 func (p *Plan) compute(t safetensors.TensorInfo) (*adapter.Tensor, error) {
-	v, err := p.Base.Float32(t, getF32(int(t.NumElements())))
+	v, err := p.baseFloat32(t, getF32(int(t.NumElements())))
 	if err != nil {
 		return nil, err
 	}

@@ -57,8 +57,9 @@ type File struct {
 	Path string
 	*Header
 
-	mapping []byte // the whole file, or nil when the data section is empty
-	data    []byte // mapping[DataOffset:]
+	mapping []byte  // the whole file, or nil when the data section is empty
+	data    []byte  // mapping[DataOffset:]
+	dec     Decoder // set for views of files in other formats (NewView)
 }
 
 // Open reads and validates the header of the file at path, then maps the
@@ -120,6 +121,9 @@ func (f *File) Bytes(t TensorInfo) []byte {
 // and returns the decoded values (len = t.NumElements()). It fails for
 // dtypes that cannot be decoded (F4, F6_*, C64) and for a closed file.
 func (f *File) Float32(t TensorInfo, dst []float32) ([]float32, error) {
+	if f.dec != nil {
+		return f.dec.DecodeFloat32(t, dst)
+	}
 	if !t.DType.CanDecode() {
 		return nil, &Error{Path: f.Path, Msg: fmt.Sprintf("tensor %q: cannot decode %v to float32", t.Name, t.DType)}
 	}
@@ -179,6 +183,11 @@ func (f *File) Release(t TensorInfo) {
 // Close unmaps the file. Slices returned by Bytes become invalid. Calling
 // Close more than once is harmless.
 func (f *File) Close() error {
+	if f.dec != nil {
+		d := f.dec
+		f.dec = nil
+		return d.Close()
+	}
 	m := f.mapping
 	f.mapping, f.data = nil, nil
 	if m == nil {

@@ -225,6 +225,19 @@ func Create(path string, tensors []TensorSpec, metadata map[string]string) (*Wri
 		return nil, &Error{Path: path, Msg: "creating the output folder: " + openMsg(err)}
 	}
 	w := &Writer{path: path, order: order, sizes: sizes, fileSize: total}
+	if err := w.openTemp(dir); err != nil {
+		return nil, err
+	}
+	if err := w.write(hdr); err != nil {
+		w.Abort()
+		return nil, err
+	}
+	return w, nil
+}
+
+// openTemp creates the temporary file (CreateTemp) in dir and registers
+// the writer for CleanupOnSignal.
+func (w *Writer) openTemp(dir string) error {
 	// Register before the temp file exists so a signal cannot miss it.
 	liveMu.Lock()
 	f, err := CreateTemp(dir)
@@ -234,14 +247,10 @@ func Create(path string, tensors []TensorSpec, metadata map[string]string) (*Wri
 	}
 	liveMu.Unlock()
 	if err != nil {
-		return nil, &Error{Path: path, Msg: "creating temporary file: " + openMsg(err)}
+		return &Error{Path: w.path, Msg: "creating temporary file: " + openMsg(err)}
 	}
 	w.bw = bufio.NewWriterSize(f, writeBufSize)
-	if err := w.write(hdr); err != nil {
-		w.Abort()
-		return nil, err
-	}
-	return w, nil
+	return nil
 }
 
 // Order returns the tensors in the order they must be written (a copy).
@@ -325,6 +334,16 @@ func (w *Writer) WriteFrom(name string, src *os.File, off, n int64) error {
 	if n != w.sizes[i] {
 		return &Error{Path: w.path, Msg: fmt.Sprintf("tensor %q: got %d bytes, shape %v of %v needs %d", name, n, w.order[i].Shape, w.order[i].DType, w.sizes[i])}
 	}
+	if err := w.copyRange("tensor "+name, src, off, n); err != nil {
+		return err
+	}
+	w.next++
+	return nil
+}
+
+// copyRange copies n bytes at offset off of src to the output inside the
+// kernel where possible (what is labelled name in errors).
+func (w *Writer) copyRange(name string, src *os.File, off, n int64) error {
 	if err := w.bw.Flush(); err != nil {
 		return w.fail(&Error{Path: w.path, Msg: "writing: " + err.Error()})
 	}
@@ -336,13 +355,12 @@ func (w *Writer) WriteFrom(name string, src *os.File, off, n int64) error {
 		err = fmt.Errorf("%s ended after %d of %d bytes", src.Name(), copied, n)
 	}
 	if err != nil {
-		return w.fail(&Error{Path: w.path, Msg: "copying tensor " + name + ": " + err.Error()})
+		return w.fail(&Error{Path: w.path, Msg: "copying " + name + ": " + err.Error()})
 	}
 	w.written += n
 	if w.progress != nil {
 		w.progress(w.written)
 	}
-	w.next++
 	return nil
 }
 
